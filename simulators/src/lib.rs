@@ -1,0 +1,28 @@
+//! Local upstream simulators for Portcullis tests.
+//!
+//! Each simulator is an axum server bound to `127.0.0.1:0` on a thread and
+//! Tokio runtime of its own (so it keeps serving while a test blocks), started
+//! with a synchronous `start`, stopped when dropped, and reachable at its
+//! `base_url()`. Every request it receives, including ones to unknown paths,
+//! is recorded first in its [`RequestLog`] (method, path and query, headers,
+//! body), so a test can assert exactly what was sent, or that nothing was.
+//!
+//! - [`OAuthServer`]: OAuth 2.0 token endpoint, client credentials grant
+//!   (RFC 6749 §4.4), with token revocation and expiry for the resource server.
+//! - [`PagedApi`]: resource server with Link-header (RFC 8288, GitHub style),
+//!   cursor and NVD-style offset paging, bearer/OAuth/API-key/Basic
+//!   authentication answering per RFC 6750 §3, rate-limit headers, `429`s and
+//!   injected failures, plus the helper endpoints.
+//! - [`HelperServer`]: `/redirect`, `/echo`, `/big`, `/delay` alone.
+
+pub mod dataset;
+pub mod helpers;
+pub mod oauth;
+pub mod paged;
+mod server;
+
+pub use dataset::{generate_records, generated_record, load_nvd_dir, parse_time};
+pub use helpers::HelperServer;
+pub use oauth::{ClientAuth, IssuedToken, OAuthConfig, OAuthServer, TokenRegistry, TokenStatus};
+pub use paged::{Auth, Failure, LinkOptions, PagedApi, PagedApiConfig, RateLimit, RelativeNext};
+pub use server::{MAX_REQUEST_BODY, RecordedRequest, RequestLog};
