@@ -219,6 +219,9 @@ impl GuestOutputWriter {
             _ => PluginLogLevel::Info,
         };
         let text = String::from_utf8_lossy(line).trim_end_matches('\r').to_string();
+        if text.trim().is_empty() {
+            return;
+        }
         self.scope.log(level, self.origin, text, Vec::new());
     }
 }
