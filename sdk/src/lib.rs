@@ -74,6 +74,23 @@ pub use event::{Event, EventBuilder, EventKind, Observable, ObservableKind, Seve
 pub use manifest::{Category, CredentialKind, CredentialSlot, Manifest};
 pub use time::Timestamp;
 
+/// A short description of a JSON value's type for error messages (`"a string"`,
+/// `"an array"`, `"null"`, ...).
+///
+/// ```
+/// assert_eq!(portcullis_sdk::json_type_name(&serde_json::json!([1])), "an array");
+/// ```
+pub fn json_type_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 /// Re-exports of the dependencies that appear in the SDK's API.
 pub use serde_json;
 pub use url;

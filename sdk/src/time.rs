@@ -129,7 +129,7 @@ impl Timestamp {
             }
             other => Err(TimeError::new(format!(
                 "expected a time string or epoch number, found {}",
-                json_type_name(other)
+                crate::json_type_name(other)
             ))),
         }
     }
@@ -270,17 +270,6 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         Timestamp::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-pub(crate) fn json_type_name(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
     }
 }
 
