@@ -55,12 +55,12 @@ fn interface(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(section) if depth == 0 => {
                 for import in section {
-                    imports.push(import.expect("import").name.0.to_string());
+                    imports.push(import.expect("import").name.name.to_string());
                 }
             }
             Payload::ComponentExportSection(section) if depth == 0 => {
                 for export in section {
-                    exports.push(export.expect("export").name.0.to_string());
+                    exports.push(export.expect("export").name.name.to_string());
                 }
             }
             _ => {}
