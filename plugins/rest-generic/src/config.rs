@@ -533,27 +533,26 @@ fn parse_page_size(
             format!("conflicts with pagination.size_param {o:?}; set only one of them"),
         );
     }
+    let explicit_set = explicit.is_some();
     let param = explicit.or(offset_size);
     match (size, param) {
         (Some(n), Some(p)) => Some((p, n)),
-        (Some(_), None) if obj.contains_key("page_size") => {
+        (Some(_), None) => {
             c.err(
                 "/page_size",
                 "page_size needs page_size_param (or pagination.size_param with offset pagination) to name the query parameter",
             );
             None
         }
-        (None, Some(_)) if matches!(pagination, Some(Pagination::Offset { .. })) => None,
-        (None, Some(_))
-            if obj.contains_key("page_size_param") && !obj.contains_key("page_size") =>
-        {
-            c.err(
-                "/page_size_param",
-                "page_size_param is set but page_size is not",
-            );
+        (None, _) => {
+            if explicit_set && !obj.contains_key("page_size") {
+                c.err(
+                    "/page_size_param",
+                    "page_size_param is set but page_size is not",
+                );
+            }
             None
         }
-        _ => None,
     }
 }
 
@@ -914,6 +913,19 @@ mod tests {
             ["/page_size"]
         );
         assert_eq!(e(json!({"page_size_param": "n"})), ["/page_size_param"]);
+        assert_eq!(
+            e(
+                json!({"page_size_param": "n", "pagination": {"type": "offset", "start_param": "s"}})
+            ),
+            ["/page_size_param"]
+        );
+        assert!(
+            Config::parse(
+                &json!({"base_url": "https://h.test", "path": "/", "id": "/id",
+                "pagination": {"type": "offset", "start_param": "s", "size_param": "n"}})
+            )
+            .is_ok()
+        );
         assert_eq!(
             e(json!({"page_size": 5, "page_size_param": "n",
                      "pagination": {"type": "offset", "start_param": "s", "size_param": "m"}})),

@@ -36,16 +36,25 @@ pub struct Cursor {
     pub newest: Option<String>,
 }
 
+/// Most distinct warning messages kept per call; later ones are only counted.
+const MAX_DISTINCT_WARNINGS: usize = 20;
+const OTHER_WARNINGS: &str = "further warnings not listed";
+
 /// Warnings gathered during one call, each with how often it happened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Warnings(Vec<(String, usize)>);
 
 impl Warnings {
-    fn add(&mut self, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, message: impl Into<String>) {
         let message = message.into();
-        match self.0.iter_mut().find(|(m, _)| *m == message) {
-            Some((_, n)) => *n += 1,
-            None => self.0.push((message, 1)),
+        if let Some((_, n)) = self.0.iter_mut().find(|(m, _)| *m == message) {
+            *n += 1;
+        } else if self.0.len() < MAX_DISTINCT_WARNINGS {
+            self.0.push((message, 1));
+        } else if let Some((_, n)) = self.0.iter_mut().find(|(m, _)| m == OTHER_WARNINGS) {
+            *n += 1;
+        } else {
+            self.0.push((OTHER_WARNINGS.to_string(), 1));
         }
     }
 
@@ -303,9 +312,9 @@ pub fn map_record(
         }
         Some(v) => match Timestamp::from_json(v) {
             Ok(t) => Some(t),
-            Err(e) => {
+            Err(_) => {
                 w.add(format!(
-                    "record time at {p:?} unusable ({e}); using the current time"
+                    "record time at {p:?} unusable (not ISO 8601 / RFC 3339 or epoch seconds/milliseconds); using the current time"
                 ));
                 None
             }

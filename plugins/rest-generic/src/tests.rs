@@ -537,6 +537,35 @@ fn record_mapping() {
 }
 
 #[test]
+fn warnings_are_bounded() {
+    let c = cfg(json!({"base_url": "https://h.test", "path": "/x", "id": "/id", "time": "/t"}));
+    let records: Vec<Value> = (0..100)
+        .map(|i| json!({"id": i, "t": format!("bad-{i}")}))
+        .collect();
+    let records2: Vec<Value> = (0..100).map(|i| json!({"id": [i]})).collect();
+    let mut all = records;
+    all.extend(records2);
+    let (events, w) = engine::normalize(&c, &Value::Array(all).to_string(), Timestamp::UNIX_EPOCH)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(events.len(), 100);
+    assert_eq!(w.entries().len(), 2, "{:?}", w.entries());
+    assert_eq!(w.entries()[0].1, 100);
+    assert_eq!(w.entries()[1].1, 100);
+
+    let mut w = engine::Warnings::default();
+    for i in 0..30 {
+        w.add(format!("distinct {i}"));
+    }
+    w.add("distinct 0");
+    assert_eq!(w.entries().len(), 21);
+    assert_eq!(w.entries()[0], ("distinct 0".to_string(), 2));
+    assert_eq!(
+        w.entries()[20],
+        ("further warnings not listed".to_string(), 10)
+    );
+}
+
+#[test]
 fn fixed_kind_and_severity() {
     let c = cfg(
         json!({"base_url": "https://h.test", "path": "/x", "id": "/id", "kind": "finding", "severity": "high"}),
