@@ -4,7 +4,9 @@
 //! Config (JSON object, optional) `kind` selects how `poll` traps:
 //! - `"panic"` (default): a Rust panic (the guest aborts: `unreachable` trap);
 //! - `"unreachable"`: executes the wasm `unreachable` instruction directly;
-//! - `"stack-overflow"`: unbounded recursion until the wasm stack is exhausted.
+//! - `"stack-overflow"`: unbounded recursion until the stack is exhausted (Rust
+//!   keeps frames on a shadow stack at the bottom of linear memory, so this is
+//!   an out-of-bounds memory trap unless the wasm call stack runs out first).
 
 wit_bindgen::generate!({ path: "../../../wit/v0.1.0", world: "connector" });
 
