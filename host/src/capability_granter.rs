@@ -150,10 +150,17 @@ mod tests {
             &pats(&["https://api.example.com"]),
         )
         .unwrap();
-        assert!(g.check_url(&Url::parse("https://api.example.com/x").unwrap()).is_ok());
-        let e = g.check_url(&Url::parse("https://other.net/").unwrap()).unwrap_err();
+        assert!(
+            g.check_url(&Url::parse("https://api.example.com/x").unwrap())
+                .is_ok()
+        );
+        let e = g
+            .check_url(&Url::parse("https://other.net/").unwrap())
+            .unwrap_err();
         assert!(e.0.contains("not granted"), "{e}");
-        let e = g.check_url(&Url::parse("https://evil.org/").unwrap()).unwrap_err();
+        let e = g
+            .check_url(&Url::parse("https://evil.org/").unwrap())
+            .unwrap_err();
         assert!(e.0.contains("not among the hosts"), "{e}");
     }
 

@@ -19,7 +19,11 @@ use portcullis::runtime::state_store::InMemoryStateStore;
 use portcullis::{ConnectorEnv, LoadedPlugin, Runtime, RuntimeConfig, RuntimeLimits};
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "Sandboxed WebAssembly host for security data-source connectors")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Sandboxed WebAssembly host for security data-source connectors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,7 +123,10 @@ pub fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -299,7 +306,16 @@ async fn run(cli: Cli) -> Result<Result<serde_json::Value, Failure>> {
                 log_sink: Arc::new(TracingLogSink),
             };
             let sandbox = plugin.bind(env).map_err(|e| anyhow!("--grant: {e}"))?;
-            call(&sandbox, op, &config, cursor, input.as_deref(), follow, max_batches).await
+            call(
+                &sandbox,
+                op,
+                &config,
+                cursor,
+                input.as_deref(),
+                follow,
+                max_batches,
+            )
+            .await
         }
     }
 }
@@ -328,7 +344,11 @@ async fn call(
                     "configuration invalid: {}",
                     errors
                         .iter()
-                        .map(|e| format!("{}: {}", if e.path.is_empty() { "/" } else { &e.path }, e.message))
+                        .map(|e| format!(
+                            "{}: {}",
+                            if e.path.is_empty() { "/" } else { &e.path },
+                            e.message
+                        ))
                         .collect::<Vec<_>>()
                         .join("; ")
                 ),
@@ -382,12 +402,15 @@ async fn call(
                     }
                 }
                 if !(follow && more) || batches >= max_batches {
-                    break Ok(json!({"events": events, "cursor": cursor, "more": more, "batches": batches}));
+                    break Ok(
+                        json!({"events": events, "cursor": cursor, "more": more, "batches": batches}),
+                    );
                 }
             }
         }
         Op::Normalize => {
-            let path = input.ok_or_else(|| anyhow!("normalize needs --input FILE (one record per line)"))?;
+            let path = input
+                .ok_or_else(|| anyhow!("normalize needs --input FILE (one record per line)"))?;
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read input file {}", path.display()))?;
             let lines: Vec<(usize, String)> = text

@@ -253,8 +253,8 @@ mod tests {
 
     #[test]
     fn converts_severity_and_normalises_time_to_utc() {
-        let ev = Event::from_plugin(wit_event("2024-05-01T12:00:00+02:00", "{\"a\":1}"), "c1")
-            .unwrap();
+        let ev =
+            Event::from_plugin(wit_event("2024-05-01T12:00:00+02:00", "{\"a\":1}"), "c1").unwrap();
         assert_eq!(ev.severity_id, 4);
         assert_eq!(ev.severity, "High");
         assert_eq!(ev.time, "2024-05-01T10:00:00Z");

@@ -321,8 +321,9 @@ impl CredentialsFile {
             } => {
                 let placement = match (header, query) {
                     (Some(name), None) => {
-                        reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                            .map_err(|_| invalid(format!("`header`: {name:?} is not a valid header name")))?;
+                        reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                            invalid(format!("`header`: {name:?} is not a valid header name"))
+                        })?;
                         ApiKeyPlacement::Header { name, prefix }
                     }
                     (None, Some(name)) if prefix.is_none() => ApiKeyPlacement::Query { name },
@@ -380,14 +381,24 @@ mod tests {
         .to_string();
         assert!(err.contains("\"a\"") && err.contains("hosts[0]"), "{err}");
         assert!(!err.contains("SUPERSECRET"));
-        let err = CredentialsFile::parse(r#"{"a": {"kind": "api-key", "key": "SUPERSECRET", "hosts": ["https://x"]}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("header") && !err.contains("SUPERSECRET"), "{err}");
-        let err = CredentialsFile::parse(r#"{"a": {"kind": "bearer", "token": "SUPERSECRET", "hosts": [], "extra": 1}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("extra") && !err.contains("SUPERSECRET"), "{err}");
+        let err = CredentialsFile::parse(
+            r#"{"a": {"kind": "api-key", "key": "SUPERSECRET", "hosts": ["https://x"]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("header") && !err.contains("SUPERSECRET"),
+            "{err}"
+        );
+        let err = CredentialsFile::parse(
+            r#"{"a": {"kind": "bearer", "token": "SUPERSECRET", "hosts": [], "extra": 1}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("extra") && !err.contains("SUPERSECRET"),
+            "{err}"
+        );
     }
 
     #[test]

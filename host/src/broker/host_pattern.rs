@@ -116,9 +116,9 @@ impl HostPattern {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
         {
-            let ip: std::net::Ipv6Addr = inner
-                .parse()
-                .map_err(|_| HostPatternError::BadHost(source.clone(), "bad IPv6 literal".into()))?;
+            let ip: std::net::Ipv6Addr = inner.parse().map_err(|_| {
+                HostPatternError::BadHost(source.clone(), "bad IPv6 literal".into())
+            })?;
             HostMatch::Ip(IpAddr::V6(ip))
         } else if let Some(base) = host_part.strip_prefix("*.") {
             let base = normalise_domain(base);

@@ -233,13 +233,15 @@ impl reqwest::dns::Resolve for PolicyResolver {
                         "{host} resolves to {} ({} address), which this host does not allow",
                         a.ip(),
                         class.label()
-                    ))) as Box<dyn std::error::Error + Send + Sync>);
+                    )))
+                        as Box<dyn std::error::Error + Send + Sync>);
                 }
             }
             if addrs.is_empty() {
-                return Err(Box::new(std::io::Error::other(format!(
-                    "{host} has no addresses"
-                ))) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(std::io::Error::other(format!("{host} has no addresses")))
+                        as Box<dyn std::error::Error + Send + Sync>,
+                );
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
@@ -472,7 +474,12 @@ impl HttpBroker {
         let per_request = req
             .timeout
             .unwrap_or(self.config.default_request_timeout)
-            .min(self.config.default_request_timeout.max(Duration::from_secs(1)) * 4);
+            .min(
+                self.config
+                    .default_request_timeout
+                    .max(Duration::from_secs(1))
+                    * 4,
+            );
         loop {
             // Credentials go only where they are bound; on a redirect elsewhere they drop.
             let cred_here = credential.filter(|c| c.bound_to(&url));
@@ -529,16 +536,15 @@ impl HttpBroker {
                         next.scheme()
                     )));
                 }
-                ctx.granter.check_url(&next).map_err(|d| {
-                    BrokerError::Denied(format!("redirect refused: {}", d.0))
+                ctx.granter
+                    .check_url(&next)
+                    .map_err(|d| BrokerError::Denied(format!("redirect refused: {}", d.0)))?;
+                self.check_literal_ip(&next).map_err(|e| match e {
+                    BrokerError::Denied(m) => BrokerError::Denied(format!("redirect refused: {m}")),
+                    other => other,
                 })?;
-                self.check_literal_ip(&next)
-                    .map_err(|e| match e {
-                        BrokerError::Denied(m) => BrokerError::Denied(format!("redirect refused: {m}")),
-                        other => other,
-                    })?;
                 ctx.budget.spend()?;
-                if matches!(status, 301 | 302 | 303) && method != Method::Head {
+                if (301..=303).contains(&status) && method != Method::Head {
                     method = Method::Get;
                     body = None;
                 }
@@ -682,9 +688,8 @@ fn inject(
             );
         }
         CredentialSecret::OAuth2ClientCredentials { .. } => {
-            let tok = token.ok_or_else(|| {
-                BrokerError::Credential("no OAuth access token available".into())
-            })?;
+            let tok = token
+                .ok_or_else(|| BrokerError::Credential("no OAuth access token available".into()))?;
             headers.insert(
                 reqwest::header::AUTHORIZATION,
                 sensitive(format!("Bearer {}", tok.token.expose_secret()))?,

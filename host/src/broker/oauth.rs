@@ -163,11 +163,12 @@ impl OAuthTokenCache {
             .await
             .map_err(|e| TokenError::Failed(super::describe_transport_error(&e)))?;
         if bytes.len() > 64 * 1024 {
-            return Err(TokenError::Failed("token response larger than 64 KiB".into()));
+            return Err(TokenError::Failed(
+                "token response larger than 64 KiB".into(),
+            ));
         }
-        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-            TokenError::Failed(format!("HTTP {status}: response is not JSON"))
-        })?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|_| TokenError::Failed(format!("HTTP {status}: response is not JSON")))?;
         if !(200..300).contains(&status) {
             let code = json
                 .get("error")
@@ -203,7 +204,10 @@ impl OAuthTokenCache {
         }
         let lifetime = json
             .get("expires_in")
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_LIFETIME);
         let usable = lifetime.saturating_sub(EXPIRY_MARGIN.min(lifetime / 2));
@@ -228,6 +232,7 @@ pub fn is_invalid_token(resp_headers: &reqwest::header::HeaderMap) -> bool {
         .any(|v| {
             let lower = v.to_ascii_lowercase();
             lower.trim_start().starts_with("bearer")
-                && (lower.contains("error=\"invalid_token\"") || lower.contains("error=invalid_token"))
+                && (lower.contains("error=\"invalid_token\"")
+                    || lower.contains("error=invalid_token"))
         })
 }

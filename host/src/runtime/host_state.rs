@@ -25,7 +25,11 @@ pub(crate) struct CallScope {
 }
 
 impl CallScope {
-    pub(crate) fn new(connector: Arc<BoundConnector>, limits: RuntimeLimits, deadline: Instant) -> Self {
+    pub(crate) fn new(
+        connector: Arc<BoundConnector>,
+        limits: RuntimeLimits,
+        deadline: Instant,
+    ) -> Self {
         CallScope {
             budget: RequestBudget::new(limits.max_requests_per_call),
             log_limiter: parking_lot::Mutex::new(LogRateLimiter::new(
@@ -218,7 +222,9 @@ impl GuestOutputWriter {
             LogOrigin::Stderr => PluginLogLevel::Warn,
             _ => PluginLogLevel::Info,
         };
-        let text = String::from_utf8_lossy(line).trim_end_matches('\r').to_string();
+        let text = String::from_utf8_lossy(line)
+            .trim_end_matches('\r')
+            .to_string();
         if text.trim().is_empty() {
             return;
         }
@@ -233,7 +239,10 @@ impl tokio::io::AsyncWrite for GuestOutputWriter {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         use std::sync::atomic::Ordering;
-        let used = self.scope.output_bytes.fetch_add(buf.len(), Ordering::Relaxed);
+        let used = self
+            .scope
+            .output_bytes
+            .fetch_add(buf.len(), Ordering::Relaxed);
         if used < self.scope.limits.max_output_bytes {
             let room = self.scope.limits.max_output_bytes - used;
             let take = &buf[..buf.len().min(room)];

@@ -153,7 +153,10 @@ mod tests {
 
     #[test]
     fn detects_layers() {
-        assert_eq!(wasm_layer(b"\0asm\x0d\0\x01\0rest"), Some(WasmLayer::Component));
+        assert_eq!(
+            wasm_layer(b"\0asm\x0d\0\x01\0rest"),
+            Some(WasmLayer::Component)
+        );
         assert_eq!(wasm_layer(b"\0asm\x01\0\0\0"), Some(WasmLayer::CoreModule));
         assert_eq!(wasm_layer(b"PK\x03\x04...."), None);
         assert_eq!(wasm_layer(b"\0as"), None);

@@ -142,10 +142,14 @@ pub enum LoadError {
     #[error("the file is empty")]
     Empty,
     /// Not wasm at all.
-    #[error("not a WebAssembly component (no `\\0asm` header); expected a component built for wasm32-wasip2")]
+    #[error(
+        "not a WebAssembly component (no `\\0asm` header); expected a component built for wasm32-wasip2"
+    )]
     NotWasm,
     /// A core module, not a component.
-    #[error("this is a core WebAssembly module, not a component; build the plugin for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)")]
+    #[error(
+        "this is a core WebAssembly module, not a component; build the plugin for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
+    )]
     CoreModule,
     /// Does not parse / validate / compile.
     #[error("invalid or truncated component: {0}")]
@@ -641,7 +645,11 @@ impl LoadedPlugin {
         };
         sandbox
             .with_instance(|store, inst| {
-                Box::pin(async move { inst.portcullis_connector_plugin().call_describe(store).await })
+                Box::pin(async move {
+                    inst.portcullis_connector_plugin()
+                        .call_describe(store)
+                        .await
+                })
             })
             .await
     }
@@ -730,7 +738,11 @@ impl ConnectorSandbox {
 
     fn new_store(&self, deadline: Instant) -> Store<HostState> {
         let rt = &self.plugin.runtime.inner;
-        let scope = Arc::new(CallScope::new(self.bound.clone(), rt.limits.clone(), deadline));
+        let scope = Arc::new(CallScope::new(
+            self.bound.clone(),
+            rt.limits.clone(),
+            deadline,
+        ));
         let mut store = Store::new(&rt.engine, HostState::new(scope));
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
@@ -788,13 +800,22 @@ impl ConnectorSandbox {
         match outcome {
             Err(_) => Err(CallError::Timeout(timeout)),
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(err)) => Err(classify_trap(err, memory_exceeded, rt.limits.memory_bytes, deadline, timeout)),
+            Ok(Err(err)) => Err(classify_trap(
+                err,
+                memory_exceeded,
+                rt.limits.memory_bytes,
+                deadline,
+                timeout,
+            )),
         }
     }
 
     /// `validate-config`: the declared JSON Schema first, then the plugin's own checks.
     /// Returns every field error (empty = valid).
-    pub async fn validate_config(&self, config: &serde_json::Value) -> Result<Vec<FieldError>, CallError> {
+    pub async fn validate_config(
+        &self,
+        config: &serde_json::Value,
+    ) -> Result<Vec<FieldError>, CallError> {
         let schema = ConfigSchema::compile(&self.plugin.info.manifest.config_schema)
             .map_err(|e| CallError::BadOutput(e.to_string()))?;
         let mut errors = schema.validate(config);
@@ -830,7 +851,10 @@ impl ConnectorSandbox {
     }
 
     /// `test-connection`, with the host measuring total latency.
-    pub async fn test_connection(&self, config: &serde_json::Value) -> Result<TestReport, CallError> {
+    pub async fn test_connection(
+        &self,
+        config: &serde_json::Value,
+    ) -> Result<TestReport, CallError> {
         let text = config.to_string();
         let started = Instant::now();
         let r = self
@@ -893,7 +917,11 @@ impl ConnectorSandbox {
     }
 
     /// One `poll` step.
-    pub async fn poll(&self, config: &serde_json::Value, cursor: Option<&str>) -> Result<Batch, CallError> {
+    pub async fn poll(
+        &self,
+        config: &serde_json::Value,
+        cursor: Option<&str>,
+    ) -> Result<Batch, CallError> {
         let text = config.to_string();
         let cursor = cursor.map(str::to_string);
         let r = self
@@ -999,7 +1027,11 @@ impl ConnectorSandbox {
     pub async fn describe(&self) -> Result<Manifest, CallError> {
         let m = self
             .with_instance(|store, inst| {
-                Box::pin(async move { inst.portcullis_connector_plugin().call_describe(store).await })
+                Box::pin(async move {
+                    inst.portcullis_connector_plugin()
+                        .call_describe(store)
+                        .await
+                })
             })
             .await?;
         Manifest::from_plugin(m).map_err(|e| CallError::BadOutput(e.to_string()))
@@ -1013,10 +1045,7 @@ fn trap_message(err: &wasmtime::Error) -> String {
     };
     // Keep the first line of the guest backtrace (function names help plugin authors).
     let full = format!("{err:?}");
-    if let Some(line) = full
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("0:"))
+    if let Some(line) = full.lines().map(str::trim).find(|l| l.starts_with("0:"))
         && !msg.contains(line)
     {
         msg = format!("{msg} ({line})");
@@ -1035,11 +1064,11 @@ fn classify_trap(
         return CallError::Timeout(timeout);
     }
     if memory_exceeded || err.downcast_ref::<MemoryLimitExceeded>().is_some() {
-        return CallError::MemoryLimit { limit: memory_limit };
+        return CallError::MemoryLimit {
+            limit: memory_limit,
+        };
     }
-    if err.downcast_ref::<wasmtime::Trap>().is_none()
-        && format!("{err:#}").contains("instantiat")
-    {
+    if err.downcast_ref::<wasmtime::Trap>().is_none() && format!("{err:#}").contains("instantiat") {
         return CallError::Instantiate(format!("{err:#}"));
     }
     CallError::Trap(trap_message(&err))
