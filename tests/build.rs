@@ -200,7 +200,8 @@ fn build_workspace(
     }
     eprintln!("building {label} ({}) for {TARGET}", manifest.display());
     let output = cargo_command(cargo)
-        .args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        // `--keep-going`: one broken plugin must not hide the others' artifacts.
+        .args(["build", "--keep-going", "--release", "--target", TARGET, "--manifest-path"])
         .arg(manifest)
         .arg("--target-dir")
         .arg(wasm_target_dir)
@@ -216,10 +217,10 @@ fn build_workspace(
         .into_iter()
         .map(|(package, _, lib)| {
             let file = format!("{lib}.wasm");
-            let path = if error.is_none() {
-                let path = out_dir.join(&file);
-                watch_dep_info(&path, watched);
-                path
+            let built = out_dir.join(&file);
+            let path = if error.is_none() || built.is_file() {
+                watch_dep_info(&built, watched);
+                built
             } else {
                 failed_dir.join(&file)
             };
