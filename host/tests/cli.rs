@@ -55,7 +55,7 @@ fn inspect_prints_identity_capabilities_and_digest() {
     assert_eq!(doc["id"], "rest-generic");
     assert_eq!(doc["api_version"], "0.1.0");
     assert_eq!(doc["category"], "custom-api");
-    assert!(doc["hosts"].as_array().unwrap().len() >= 1);
+    assert!(!doc["hosts"].as_array().unwrap().is_empty());
     assert_eq!(doc["credential_slots"][0]["name"], "api");
     assert!(
         doc["imports"]
