@@ -40,6 +40,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Inspect every component in a directory (default: the bundled plugins in
+    /// `target/plugins`) and print the catalogue as a JSON array.
+    List {
+        /// Directory of `.wasm` components.
+        #[arg(default_value = "target/plugins")]
+        dir: PathBuf,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
     /// Print what a plugin is and what it asks for, as JSON.
     Inspect {
         /// The component (.wasm).
@@ -221,30 +230,70 @@ fn read_json(path: &Path, what: &str) -> Result<serde_json::Value> {
     })
 }
 
+fn inspect_doc(plugin: &LoadedPlugin) -> serde_json::Value {
+    let info = plugin.info();
+    let m = &info.manifest;
+    json!({
+        "id": m.id,
+        "name": m.name,
+        "version": m.version,
+        "api_version": info.api_version,
+        "category": m.category,
+        "description": m.description,
+        "hosts": m.hosts,
+        "credential_slots": m.credential_slots,
+        "accepts_push": m.accepts_push,
+        "config_schema": m.config_schema,
+        "imports": info.imports,
+        "sha256": info.sha256,
+        "size": info.size,
+    })
+}
+
 async fn run(cli: Cli) -> Result<Result<serde_json::Value, Failure>> {
     match cli.command {
+        Command::Plugin {
+            command: PluginCommand::List { dir, runtime },
+        } => {
+            let rt = build_runtime(&runtime)?;
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .with_context(|| {
+                    format!(
+                        "cannot read plugin directory {} (build the bundled plugins with `cargo xtask build-plugins`)",
+                        dir.display()
+                    )
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+                .collect();
+            files.sort();
+            let mut catalogue = Vec::new();
+            let mut refused = Vec::new();
+            for file in files {
+                match load(&rt, &file).await {
+                    Ok(plugin) => {
+                        let mut doc = inspect_doc(&plugin);
+                        doc["file"] = json!(file.display().to_string());
+                        catalogue.push(doc);
+                    }
+                    Err(e) => refused.push(format!("{e:#}")),
+                }
+            }
+            if refused.is_empty() {
+                Ok(Ok(json!(catalogue)))
+            } else {
+                Ok(Err(Failure {
+                    reason: format!("{} component(s) refused: {}", refused.len(), refused.join("; ")),
+                    output: Some(json!(catalogue)),
+                }))
+            }
+        }
         Command::Plugin {
             command: PluginCommand::Inspect { file, runtime },
         } => {
             let rt = build_runtime(&runtime)?;
             let plugin = load(&rt, &file).await?;
-            let info = plugin.info();
-            let m = &info.manifest;
-            Ok(Ok(json!({
-                "id": m.id,
-                "name": m.name,
-                "version": m.version,
-                "api_version": info.api_version,
-                "category": m.category,
-                "description": m.description,
-                "hosts": m.hosts,
-                "credential_slots": m.credential_slots,
-                "accepts_push": m.accepts_push,
-                "config_schema": m.config_schema,
-                "imports": info.imports,
-                "sha256": info.sha256,
-                "size": info.size,
-            })))
+            Ok(Ok(inspect_doc(&plugin)))
         }
         Command::Plugin {
             command:
