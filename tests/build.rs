@@ -201,7 +201,14 @@ fn build_workspace(
     eprintln!("building {label} ({}) for {TARGET}", manifest.display());
     let output = cargo_command(cargo)
         // `--keep-going`: one broken plugin must not hide the others' artifacts.
-        .args(["build", "--keep-going", "--release", "--target", TARGET, "--manifest-path"])
+        .args([
+            "build",
+            "--keep-going",
+            "--release",
+            "--target",
+            TARGET,
+            "--manifest-path",
+        ])
         .arg(manifest)
         .arg("--target-dir")
         .arg(wasm_target_dir)
