@@ -17,12 +17,14 @@
 
 pub mod dataset;
 pub mod helpers;
+pub mod nvd_throttle;
 pub mod oauth;
 pub mod paged;
 mod server;
 
 pub use dataset::{generate_records, generated_record, load_nvd_dir, parse_time};
 pub use helpers::HelperServer;
+pub use nvd_throttle::NvdThrottle;
 pub use oauth::{ClientAuth, IssuedToken, OAuthConfig, OAuthServer, TokenRegistry, TokenStatus};
 pub use paged::{Auth, Failure, LinkOptions, PagedApi, PagedApiConfig, RateLimit, RelativeNext};
 pub use server::{MAX_REQUEST_BODY, RecordedRequest, RequestLog};

@@ -47,6 +47,7 @@ use serde_json::{Value, json};
 use crate::dataset::{
     generate_records, generated_record, nvd_timestamp, parse_time, record_time, synthetic_cve,
 };
+use crate::nvd_throttle::{NvdThrottle, ThrottleState};
 use crate::oauth::{OAuthServer, TokenRegistry, TokenStatus};
 use crate::server::{RequestLog, SimServer, form_pairs};
 
@@ -223,6 +224,7 @@ struct ApiState {
     failures: Mutex<VecDeque<Failure>>,
     window: Mutex<Option<RateWindow>>,
     base_url: OnceLock<String>,
+    nvd_throttle: Mutex<Option<ThrottleState>>,
 }
 
 /// A running paged resource server (see the module docs).
@@ -240,6 +242,7 @@ impl PagedApi {
             failures: Mutex::new(VecDeque::new()),
             window: Mutex::new(None),
             base_url: OnceLock::new(),
+            nvd_throttle: Mutex::new(None),
         });
         let router = Router::new()
             .route(LINK_PATH, get(link_page))
@@ -337,6 +340,12 @@ impl PagedApi {
     /// Failures queued and not yet served.
     pub fn pending_failures(&self) -> usize {
         self.state.failures.lock().len()
+    }
+
+    /// Turns NVD's firewall throttling on the NVD endpoint on (`Some`) or off
+    /// (see [`crate::nvd_throttle`]); it applies before authentication.
+    pub fn set_nvd_throttle(&self, throttle: Option<NvdThrottle>) {
+        *self.state.nvd_throttle.lock() = throttle.map(ThrottleState::new);
     }
 }
 
@@ -918,6 +927,14 @@ fn nvd_range(
 }
 
 async fn nvd_page(State(state): State<Arc<ApiState>>, headers: HeaderMap, uri: Uri) -> Response {
+    let throttled = state
+        .nvd_throttle
+        .lock()
+        .as_mut()
+        .and_then(|throttle| throttle.check(&headers));
+    if let Some(response) = throttled {
+        return response;
+    }
     let query = query_pairs(&uri);
     let rate = match guard(&state, &headers, &query, true).await {
         Ok(rate) => rate,
