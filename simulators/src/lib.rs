@@ -13,6 +13,9 @@
 //!   cursor and NVD-style offset paging, bearer/OAuth/API-key/Basic
 //!   authentication answering per RFC 6750 §3, rate-limit headers, `429`s and
 //!   injected failures, plus the helper endpoints.
+//! - [`QRadarServer`]: an IBM QRadar console's REST API (`SEC` token or OAuth
+//!   gateway, `Version`, `filter`/`sort`/`fields`, `Range`/`Content-Range` paging,
+//!   QRadar's error envelope) serving offenses, addresses and rules.
 //! - [`HelperServer`]: `/redirect`, `/echo`, `/big`, `/delay` alone.
 
 pub mod dataset;
@@ -20,6 +23,7 @@ pub mod helpers;
 pub mod nvd_throttle;
 pub mod oauth;
 pub mod paged;
+pub mod qradar;
 mod server;
 
 pub use dataset::{generate_records, generated_record, load_nvd_dir, parse_time};
@@ -27,4 +31,5 @@ pub use helpers::HelperServer;
 pub use nvd_throttle::NvdThrottle;
 pub use oauth::{ClientAuth, IssuedToken, OAuthConfig, OAuthServer, TokenRegistry, TokenStatus};
 pub use paged::{Auth, Failure, LinkOptions, PagedApi, PagedApiConfig, RateLimit, RelativeNext};
+pub use qradar::{QRadarAuth, QRadarConfig, QRadarDataset, QRadarFailure, QRadarServer};
 pub use server::{MAX_REQUEST_BODY, RecordedRequest, RequestLog};
