@@ -10,7 +10,8 @@ use super::dict::{self, Custom, Role, Ty};
 use super::options::Options;
 use super::syslog::Syslog;
 use super::text::{
-    HashAlgo, Warnings, excerpt, hash_algo, is_ip, is_url, names_a_hash, normalize_mac,
+    HashAlgo, Warnings, excerpt, hash_algo, is_ip, is_url, names_a_hash, names_a_user,
+    normalize_mac,
 };
 use super::time::{Instant, parse_cef_time, parse_with_pattern};
 
@@ -254,14 +255,17 @@ impl<'p, 'w> Mapper<'p, 'w> {
         }
     }
 
-    /// Heuristics for keys with no declared meaning: whole-value IPs and URLs, and
-    /// digests under a key (or label) that names a hash.
+    /// Heuristics for keys with no declared meaning: whole-value IPs and URLs, users
+    /// under a key (or label) that names a user, and digests under one that names a
+    /// hash.
     fn sniff(&mut self, name: &str, v: &str) {
         if v.is_empty() {
             return;
         }
         if is_ip(v) {
             self.observe(ObsKind::Ip, v);
+        } else if names_a_user(name) {
+            self.observe(ObsKind::User, v);
         } else if is_url(v) {
             self.observe(ObsKind::Url, v);
         } else if names_a_hash(name)
@@ -298,9 +302,15 @@ impl<'p, 'w> Mapper<'p, 'w> {
             }
             Source::Leef => {
                 insert_multi(&mut self.ext, key, Value::String(value.to_string()));
-                match dict::leef(key) {
-                    Some((ty, role)) => self.apply(ty, role, key, value),
-                    None => self.sniff(key, value.trim()),
+                // Predefined LEEF attributes first; many LEEF producers also use CEF
+                // dictionary keys (`suser`, `shost`, `act`, `msg`, ...), which keep
+                // their CEF meaning.
+                if let Some((ty, role)) = dict::leef(key) {
+                    self.apply(ty, role, key, value);
+                } else if let Some(e) = dict::cef(key) {
+                    self.apply(e.ty, e.role, key, value);
+                } else {
+                    self.sniff(key, value.trim());
                 }
             }
         }
@@ -655,6 +665,7 @@ pub fn map_record<'p>(
         Source::Cef => {
             let raw = header.severity.unwrap_or("");
             match severity(raw) {
+                _ if raw.trim().is_empty() => (0, None),
                 Some((id, _)) => (id, Some(raw)),
                 None => {
                     m.w.push(format!(

@@ -127,7 +127,7 @@ pub fn normalize(opts: &Options, input: &str, now: Instant) -> Result<Normalized
             &mut warnings,
         );
         let title = if c.name.trim().is_empty() {
-            join_title(&[&c.vendor, &c.product, &c.signature_id])
+            join_title("CEF", &[&c.vendor, &c.product, &c.signature_id])
         } else {
             c.name.to_string()
         };
@@ -159,7 +159,7 @@ pub fn normalize(opts: &Options, input: &str, now: Instant) -> Result<Normalized
             now,
             &mut warnings,
         );
-        let title = join_title(&[&l.vendor, &l.product, &l.event_id]);
+        let title = join_title("LEEF", &[&l.vendor, &l.product, &l.event_id]);
         (mapped, title, "leef-")
     };
     if opts.strict && !warnings.is_empty() {
@@ -193,13 +193,17 @@ pub fn normalize(opts: &Options, input: &str, now: Instant) -> Result<Normalized
     })
 }
 
-fn join_title(parts: &[&str]) -> String {
+/// The non-empty parts joined by spaces; `"<log name> event"` when all are empty.
+fn join_title(log_name: &str, parts: &[&str]) -> String {
     let mut t = String::new();
     for p in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
         if !t.is_empty() {
             t.push(' ');
         }
         t.push_str(p);
+    }
+    if t.is_empty() {
+        t = format!("{log_name} event");
     }
     t
 }

@@ -120,6 +120,21 @@ pub fn names_a_hash(name: &str) -> bool {
         || b.windows(4).any(|w| w.eq_ignore_ascii_case(b"hash"))
 }
 
+/// Whether a key or label names a user (`userName`, `user`, `accountName`, ...).
+pub fn names_a_user(name: &str) -> bool {
+    const NAMES: [&str; 8] = [
+        "user",
+        "username",
+        "user_name",
+        "user-name",
+        "usrname",
+        "account",
+        "accountname",
+        "account_name",
+    ];
+    name.len() <= 12 && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 /// Whether `s` looks like an absolute URL (`scheme://...`).
 pub fn is_url(s: &str) -> bool {
     let Some(i) = s.find("://") else {
@@ -330,6 +345,9 @@ mod tests {
         assert!(names_a_hash("fileHash"));
         assert!(names_a_hash("md5"));
         assert!(!names_a_hash("message"));
+        assert!(names_a_user("userName"));
+        assert!(names_a_user("Account_Name"));
+        assert!(!names_a_user("usernames_seen"));
         assert!(is_url("https://1.1.1.1/incidents/x"));
         assert!(!is_url("example.com"));
         assert!(!is_url("'https://x'"));
