@@ -16,6 +16,10 @@
 //! - [`QRadarServer`]: an IBM QRadar console's REST API (`SEC` token or OAuth
 //!   gateway, `Version`, `filter`/`sort`/`fields`, `Range`/`Content-Range` paging,
 //!   QRadar's error envelope) serving offenses, addresses and rules.
+//! - [`ThreatHawkServer`]: the ThreatHawk SIEM API (`GET /v1/alerts` with
+//!   `status`/`severity`/`created_after` filters and cursor paging, `X-RateLimit-*`
+//!   and `429` + `Retry-After`, `400`/`422` with `fields`, a replay mode) behind
+//!   its own [`OAuthServer`].
 //! - [`HelperServer`]: `/redirect`, `/echo`, `/big`, `/delay` alone.
 
 pub mod dataset;
@@ -24,6 +28,7 @@ pub mod nvd_throttle;
 pub mod oauth;
 pub mod paged;
 pub mod qradar;
+pub mod threathawk;
 mod server;
 
 pub use dataset::{generate_records, generated_record, load_nvd_dir, parse_time};
@@ -33,3 +38,4 @@ pub use oauth::{ClientAuth, IssuedToken, OAuthConfig, OAuthServer, TokenRegistry
 pub use paged::{Auth, Failure, LinkOptions, PagedApi, PagedApiConfig, RateLimit, RelativeNext};
 pub use qradar::{QRadarAuth, QRadarConfig, QRadarDataset, QRadarFailure, QRadarServer};
 pub use server::{MAX_REQUEST_BODY, RecordedRequest, RequestLog};
+pub use threathawk::{ThreatHawkConfig, ThreatHawkServer, threathawk_alert, threathawk_alerts};
