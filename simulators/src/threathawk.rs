@@ -59,7 +59,7 @@ use crate::oauth::{OAuthConfig, OAuthServer, TokenRegistry, TokenStatus, random_
 use crate::paged::{Failure, RateLimit};
 use crate::server::{RecordedRequest, RequestLog, SimServer, form_pairs};
 
-/// The versioned API prefix ("https://api.threathawk.cybersilo.tech/v1/").
+/// The versioned API prefix (the article: base URL `https://api.threathawk.cybersilo.tech/v1/`).
 pub const API_PREFIX: &str = "/v1";
 /// The alert list endpoint.
 pub const ALERTS_PATH: &str = "/v1/alerts";

@@ -15,7 +15,7 @@ use url::Url;
 pub const CREDENTIAL_SLOT: &str = "api";
 
 /// The real service: "The base URL for all API calls follows the pattern
-/// https://api.threathawk.cybersilo.tech/v1/".
+/// `https://api.threathawk.cybersilo.tech/v1/`".
 pub const DEFAULT_BASE_URL: &str = "https://api.threathawk.cybersilo.tech/v1";
 
 /// Alerts per page when `page_size` is not given.

@@ -291,7 +291,8 @@ const NOT_ENTITIES: &[&str] = &[
 
 /// IPs (any string value that is an address), host names, user names and file
 /// hashes (by the key they sit under) found anywhere in the alert outside
-/// [`NOT_ENTITIES`]: affected assets, the raw event payload, custom fields.
+/// `NOT_ENTITIES` (ids, title, rule and ATT&CK metadata): affected assets, the raw
+/// event payload, custom fields.
 pub fn entities(alert: &Value) -> Vec<(ObservableKind, String)> {
     let mut out: Vec<(ObservableKind, String)> = Vec::new();
     if let Value::Object(obj) = alert {
