@@ -244,11 +244,29 @@ async fn an_offense_updated_while_paging_is_not_skipped() {
         (1..=12).collect::<Vec<_>>(),
         "nothing skipped, nothing twice"
     );
+    let rebases = b
+        .logs
+        .lines()
+        .iter()
+        .filter(|l| {
+            l.message
+                .contains("re-reading it from the last offense emitted")
+        })
+        .count();
+    assert_eq!(rebases, 1, "the shift was noticed, once");
+    // After the re-base the window was read from offense 4's update time on,
+    // leaving out offense 4 itself.
+    let t4 = q.offenses()[3]["last_updated_time"].as_i64().unwrap();
+    let filters: Vec<String> = q
+        .offense_requests()
+        .iter()
+        .map(|r| r.query_param("filter").unwrap())
+        .collect();
     assert!(
-        b.logs.lines().iter().any(|l| l
-            .message
-            .contains("re-reading it from the last offense emitted")),
-        "the shift was noticed"
+        filters
+            .iter()
+            .any(|f| f.starts_with(&format!("last_updated_time >= {t4} and id not in (4) and "))),
+        "{filters:?}"
     );
     // The update itself comes with the next window.
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;

@@ -77,6 +77,18 @@ pub struct Mark {
     pub t: Value,
 }
 
+/// The lower bound of a re-based window: `last_updated_time >= t`, leaving out the
+/// offenses already emitted at `t`. Fixed until the window ends, so the result set
+/// (and with it every position) stays the same from page to page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    /// Inclusive lower bound (epoch ms).
+    pub t: i64,
+    /// Offense ids left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<u64>,
+}
+
 /// Paging state of the window in progress.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WindowState {
@@ -84,9 +96,9 @@ pub struct WindowState {
     pub upper: i64,
     /// Zero-based position of the next offense to fetch.
     pub offset: u64,
-    /// Set by a re-base: inclusive lower bound replacing `since`.
+    /// Set by a re-base: the lower bound replacing `since` for the rest of the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub floor: Option<i64>,
+    pub floor: Option<Floor>,
     /// The last offense fetched, for the overlap check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark: Option<Mark>,
@@ -139,14 +151,10 @@ fn read_cursor(cfg: &Config, cursor: Option<&str>, w: &mut Warnings) -> Cursor {
 }
 
 fn lower_bound(since: Option<i64>, win: &WindowState) -> Lower {
-    match (win.floor, since) {
-        (Some(t), _) => Lower::From {
-            t,
-            exclude: if win.newest == Some(t) {
-                win.newest_ids.clone()
-            } else {
-                Vec::new()
-            },
+    match (&win.floor, since) {
+        (Some(f), _) => Lower::From {
+            t: f.t,
+            exclude: f.exclude.clone(),
         },
         (None, Some(s)) => Lower::After(s),
         (None, None) => Lower::None,
@@ -212,7 +220,12 @@ fn fetch_page(
                 w.add(
                     "offenses changed while the window was being paged; re-reading it from the last offense emitted",
                 );
-                win.floor = win.newest.or(win.floor);
+                if let Some(t) = win.newest {
+                    win.floor = Some(Floor {
+                        t,
+                        exclude: win.newest_ids.clone(),
+                    });
+                }
                 win.offset = 0;
                 if win.floor.is_none() {
                     // Nothing usable emitted yet: start the window over (duplicates are

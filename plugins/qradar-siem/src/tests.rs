@@ -632,15 +632,37 @@ fn a_shift_under_the_window_re_bases_it_without_skipping() {
             .any(|(m, _)| m.contains("re-reading"))
     );
     let win = cursor_of(&p2).window.unwrap_or_else(|| panic!("window"));
-    assert_eq!(win.floor, Some(1003));
+    assert_eq!(
+        win.floor,
+        Some(engine::Floor {
+            t: 1003,
+            exclude: vec![2]
+        })
+    );
     assert_eq!(win.newest_ids, [2, 3, 4]);
-    // The next page pages on from the re-based position, excluding all three ids at
-    // 1003 should it need another re-base.
+    // The next page pages on from the re-based position with the same filter, so
+    // positions stay comparable.
     let mock = MockTransport::new().respond(page(&[o(4, 1003), o(5, 1005)], "items 1-2/3"));
     let p3 = run_poll(&c, p2.batch.cursor.as_deref(), &mock);
     assert_eq!(ids(&p3), ["5:1005"]);
     assert!(!p3.batch.more);
+    assert!(p3.warnings.is_empty(), "{:?}", p3.warnings);
     assert_eq!(mock.requests()[0].headers.get("range"), Some("items=1-3"));
+    assert_eq!(
+        query(&mock.requests()[0], "filter"),
+        query(&reqs[1], "filter")
+    );
+    // A later re-base excludes every id emitted at the newest time.
+    let shifted = MockTransport::new()
+        .respond(page(&[o(5, 1005)], "items 1-1/2"))
+        .respond(page(&[], "items */0"));
+    let _ = run_poll(&c, p2.batch.cursor.as_deref(), &shifted);
+    assert_eq!(
+        query(&shifted.requests()[1], "filter"),
+        Some(format!(
+            "last_updated_time >= 1003 and id not in (2,3,4) and last_updated_time <= {upper}"
+        ))
+    );
 }
 
 #[test]
