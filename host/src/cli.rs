@@ -31,6 +31,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the management server (REST API) on the embedded sled store.
+    Serve {
+        /// TOML configuration file (every key has a default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Listen address (overrides the config).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Bundled plugin directory (overrides the config).
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
+        /// Let plugins reach private networks (overrides the config).
+        #[arg(long)]
+        allow_private_network: bool,
+    },
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
@@ -40,6 +58,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Upload a component to a running server (`POST /v1/plugins`).
+    Install {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Server base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        /// Platform-admin API token (or $PORTCULLIS_TOKEN).
+        #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Inspect every component in a directory (default: the bundled plugins in
     /// `target/plugins`) and print the catalogue as a JSON array.
     List {
@@ -143,6 +172,7 @@ pub fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
+        Ok(Ok(serde_json::Value::Null)) => ExitCode::SUCCESS,
         Ok(Ok(doc)) => {
             println!("{}", pretty(&doc));
             ExitCode::SUCCESS
@@ -250,8 +280,93 @@ fn inspect_doc(plugin: &LoadedPlugin) -> serde_json::Value {
     })
 }
 
+async fn serve(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    plugin_dir: Option<PathBuf>,
+    allow_private_network: bool,
+) -> Result<()> {
+    use portcullis::server::{ServerConfig, serve, shutdown_signal, start};
+    let mut cfg = match &config {
+        Some(p) => ServerConfig::load(p)?,
+        None => ServerConfig::default(),
+    };
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if let Some(p) = plugin_dir {
+        cfg.plugin_dir = p;
+    }
+    if allow_private_network {
+        cfg.allow_private_networks = true;
+    }
+    let preset = std::env::var("PORTCULLIS_ADMIN_TOKEN").ok();
+    let started = start(&cfg, preset.as_deref()).await?;
+    if let Some(token) = &started.new_admin_token {
+        println!("Platform admin token (shown once, stored only as a hash): {token}");
+    }
+    println!(
+        "Portcullis listening on http://{} (data dir {})",
+        cfg.listen,
+        cfg.data_dir.display()
+    );
+    serve(&cfg, started, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn install_remote(file: &Path, server: &str, token: &str) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let url = format!("{}/v1/plugins", server.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| anyhow!("cannot reach {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp
+        .bytes()
+        .await
+        .map_err(|e| anyhow!("reading the answer of {url}: {e}"))?;
+    let body: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| anyhow!("{url} answered {status} with a body that is not JSON: {e}"))?;
+    if !status.is_success() {
+        bail!(
+            "{url} answered {status}: {}",
+            body.get("detail")
+                .and_then(|d| d.as_str())
+                .unwrap_or("(no detail)")
+        );
+    }
+    Ok(body)
+}
+
 async fn run(cli: Cli) -> Result<Result<serde_json::Value, Failure>> {
     match cli.command {
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+            plugin_dir,
+            allow_private_network,
+        } => {
+            serve(config, data_dir, listen, plugin_dir, allow_private_network).await?;
+            Ok(Ok(serde_json::Value::Null))
+        }
+        Command::Plugin {
+            command:
+                PluginCommand::Install {
+                    file,
+                    server,
+                    token,
+                },
+        } => Ok(Ok(install_remote(&file, &server, &token).await?)),
         Command::Plugin {
             command: PluginCommand::List { dir, runtime },
         } => {
@@ -283,7 +398,11 @@ async fn run(cli: Cli) -> Result<Result<serde_json::Value, Failure>> {
                 Ok(Ok(json!(catalogue)))
             } else {
                 Ok(Err(Failure {
-                    reason: format!("{} component(s) refused: {}", refused.len(), refused.join("; ")),
+                    reason: format!(
+                        "{} component(s) refused: {}",
+                        refused.len(),
+                        refused.join("; ")
+                    ),
                     output: Some(json!(catalogue)),
                 }))
             }

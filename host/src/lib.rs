@@ -17,12 +17,16 @@
 //! - [`config_schema`] — validation of connector configuration against the JSON Schema
 //!   a plugin declares.
 
+pub mod api;
 pub mod broker;
 pub mod capability_granter;
 pub mod config_schema;
 pub mod event;
+pub mod management;
 pub mod manifest;
 pub mod runtime;
+pub mod server;
+pub mod store;
 
 pub use runtime::{
     CallError, ConnectorEnv, ConnectorSandbox, LoadError, LoadedPlugin, Runtime, RuntimeConfig,

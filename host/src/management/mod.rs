@@ -1,0 +1,11 @@
+//! The management plane: organisations, tokens and roles, plugins installed at runtime,
+//! connectors with revisions, enable/disable/test, and the audit log. Both the REST API and
+//! GraphQL call [`ManagementService`]; authorization and tenant isolation live here, once.
+
+pub mod model;
+mod service;
+
+pub use service::{
+    ConnectorFilter, ConnectorInput, ConnectorPatch, ManagementService, PluginDeleteOutcome,
+    ServiceError,
+};

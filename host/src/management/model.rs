@@ -1,0 +1,221 @@
+//! Records of the management plane, as stored (JSON) and as the API shows them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Manifest;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read only.
+    Viewer,
+    /// Connectors, credentials, toggle, test.
+    Operator,
+    /// Everything in scope (org admin: the org's tokens; platform admin: orgs and plugins).
+    Admin,
+}
+
+/// The caller of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Token id (never the token).
+    pub token_id: String,
+    /// Display name of the token.
+    pub name: String,
+    /// `None`: the platform admin.
+    pub org: Option<String>,
+    /// Role.
+    pub role: Role,
+}
+
+impl Principal {
+    /// The platform administrator.
+    pub fn is_platform_admin(&self) -> bool {
+        self.org.is_none() && self.role == Role::Admin
+    }
+
+    /// How audit records name this caller.
+    pub fn actor(&self) -> String {
+        format!("{} ({})", self.name, self.token_id)
+    }
+}
+
+/// An organisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Org {
+    /// Slug id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Actor.
+    pub created_by: String,
+}
+
+/// An API token (stored by hash only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public id.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// Scope (`None`: platform).
+    pub org: Option<String>,
+    /// Role.
+    pub role: Role,
+    /// sha256 of the token (hex).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub hash: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Actor.
+    pub created_by: String,
+}
+
+/// An installed plugin version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// Plugin id.
+    pub id: String,
+    /// Version.
+    pub version: String,
+    /// Component sha256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: usize,
+    /// WIT API version.
+    pub api_version: String,
+    /// Manifest.
+    pub manifest: Manifest,
+    /// Imports of the component.
+    pub imports: Vec<String>,
+    /// RFC 3339.
+    pub installed_at: String,
+    /// Actor.
+    pub installed_by: String,
+    /// Installed from the bundled plugin directory.
+    pub bundled: bool,
+}
+
+/// Which plugin version a connector runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRef {
+    /// Plugin id.
+    pub id: String,
+    /// Version.
+    pub version: String,
+}
+
+/// The configurable part of a connector (what a revision captures).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorSpec {
+    /// Display name.
+    pub name: String,
+    /// Plugin.
+    pub plugin: PluginRef,
+    /// Configuration (validated by the plugin's schema and `validate-config`).
+    pub config: serde_json::Value,
+    /// Credential slot → credential name (never a value).
+    pub credentials: BTreeMap<String, String>,
+    /// Granted host patterns.
+    pub grants: Vec<String>,
+    /// ISO 8601 duration.
+    pub schedule: String,
+}
+
+/// Health state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Not yet observed.
+    Unknown,
+    /// Fine.
+    Healthy,
+    /// Working with problems.
+    Degraded,
+    /// Not working.
+    Failing,
+    /// Disabled by an operator.
+    Disabled,
+}
+
+/// Health with reason codes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// State.
+    pub state: HealthState,
+    /// Reason codes (`AUTH_FAILED`, ...).
+    pub reasons: Vec<String>,
+    /// When the state was entered.
+    pub since: String,
+}
+
+/// A configured connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorRecord {
+    /// Id.
+    pub id: String,
+    /// Owning org.
+    pub org: String,
+    /// Configuration.
+    #[serde(flatten)]
+    pub spec: ConnectorSpec,
+    /// Ingestion on?
+    pub enabled: bool,
+    /// Health.
+    pub health: Health,
+    /// Current revision number.
+    pub revision: u64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Actor.
+    pub created_by: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// Actor.
+    pub updated_by: String,
+    /// Last connection test, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_test: Option<serde_json::Value>,
+}
+
+/// One configuration revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    /// Revision number (1-based).
+    pub revision: u64,
+    /// Who.
+    pub author: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What happened (`created`, `updated`, `upgraded`).
+    pub change: String,
+    /// The configuration after the change.
+    pub spec: ConnectorSpec,
+}
+
+/// One audit record (never a secret value).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Id (sortable).
+    pub id: String,
+    /// RFC 3339.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// Org (`None`: platform-level).
+    pub org: Option<String>,
+    /// Action (`connector.disable`, ...).
+    pub action: String,
+    /// Target (`connector/<id>`, ...).
+    pub target: String,
+    /// `ok` or `refused: ...` / `failed: ...`.
+    pub outcome: String,
+    /// Extra, non-secret detail.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
