@@ -81,7 +81,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             let mut cmd = cargo(&root);
-            cmd.args(["test", "--workspace"]).args(args);
+            cmd.args(["test", "--workspace", "--no-fail-fast"]).args(args);
             status(cmd, "cargo test --workspace")
         }
         Task::Run { args } => {
