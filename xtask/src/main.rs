@@ -5,7 +5,7 @@
 //! - `test`: build-plugins, run the plugins' native unit tests, then
 //!   `cargo test --workspace` with any extra arguments;
 //! - `run`: build-plugins, then `cargo run --release -p portcullis -- <args>`
-//!   (default `plugin list target/plugins`).
+//!   (default `serve`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// build-plugins, then `cargo run --release -p portcullis -- [ARGS...]` (default `plugin list target/plugins`).
+    /// build-plugins, then `cargo run --release -p portcullis -- [ARGS...]` (default `serve`).
     Run {
         /// Arguments for the `portcullis` binary.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -89,9 +89,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut cmd = cargo(&root);
             cmd.args(["run", "--release", "-p", "portcullis", "--"]);
             if args.is_empty() {
-                // The bundled catalogue, loaded and checked by the host's sandbox. (This
-                // becomes `serve` when the management plane lands.)
-                cmd.args(["plugin", "list", "target/plugins"]);
+                // The server on the embedded sled store (./data), bundled plugins from
+                // target/plugins installed on first start.
+                cmd.arg("serve");
             } else {
                 cmd.args(args);
             }
