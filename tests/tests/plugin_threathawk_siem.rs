@@ -597,7 +597,8 @@ async fn configuration_errors_and_the_default_base_url() {
     match plugin_error(b.sandbox.poll(&json!({}), None).await) {
         PluginError::Other { message } => {
             assert!(
-                message.contains("api.threathawk.cybersilo.tech"),
+                message.contains("https://api.threathawk.cybersilo.tech:443")
+                    && message.contains("not granted"),
                 "{message}"
             )
         }
