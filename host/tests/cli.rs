@@ -388,3 +388,144 @@ fn call_reports_traps_and_bad_arguments() {
     assert!(!out.status.success());
     assert!(stderr_last_line(&out).contains("not valid JSON"));
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_ready(base: &str, child: &mut std::process::Child) {
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("server exited early: {status}");
+        }
+        let ok = std::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .ok()
+            .map(|mut s| {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
+            })
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("server did not become ready");
+}
+
+#[test]
+fn serve_then_install_a_plugin_from_the_cli_and_shut_down_gracefully() {
+    let tmp = portcullis_e2e::temp_dir();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let token = "cli-admin-token-0123456789";
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .arg("--plugin-dir")
+            .arg(tmp.path().join("none"))
+            .env("PORTCULLIS_ADMIN_TOKEN", token)
+            .env("PORTCULLIS_CACHE_DIR", tmp.path().join("cache"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = spawn();
+    wait_ready(&base, &mut server);
+
+    let out = portcullis(
+        &[
+            "plugin", "install", NOOP, "--server", &base, "--token", token,
+        ],
+        tmp.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = stdout_json(&out);
+    assert_eq!(doc["id"], "noop");
+    assert_eq!(doc["version"], "0.1.0");
+
+    let out = portcullis(
+        &[
+            "plugin",
+            "install",
+            NOOP,
+            "--server",
+            &base,
+            "--token",
+            "wrong-token",
+        ],
+        tmp.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr_last_line(&out).contains("401"),
+        "{}",
+        stderr_last_line(&out)
+    );
+    let junk = tmp.path().join("junk.wasm");
+    std::fs::write(&junk, b"junk").unwrap();
+    let out = portcullis(
+        &[
+            "plugin",
+            "install",
+            &junk.display().to_string(),
+            "--server",
+            &base,
+            "--token",
+            token,
+        ],
+        tmp.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr_last_line(&out).contains("not a WebAssembly component"),
+        "{}",
+        stderr_last_line(&out)
+    );
+
+    // SIGTERM: graceful shutdown, exit 0.
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.wait().unwrap();
+    assert!(status.success(), "server exit: {status}");
+
+    // Restarted on the same data dir, the plugin is still installed.
+    let mut server = spawn();
+    wait_ready(&base, &mut server);
+    let out = portcullis(
+        &[
+            "plugin", "install", NOOP, "--server", &base, "--token", token,
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        stdout_json(&out)["installed_at"],
+        doc["installed_at"],
+        "the record from before the restart is returned, not a new install"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+}
