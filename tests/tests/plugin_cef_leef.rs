@@ -362,7 +362,7 @@ async fn push_only_plugin_describe_test_connection_validate_poll() {
     let line = sample_lines("cef/tenzir_read_cef_basic.input.log").remove(0);
     let results = b
         .sandbox
-        .normalize(&json!({"strict": true}), &[line.clone()])
+        .normalize(&json!({"strict": true}), std::slice::from_ref(&line))
         .await;
     assert!(parse_error(&results[0]).unwrap().contains("strict mode"));
     let results = b.sandbox.normalize(&json!({}), &[line]).await;

@@ -43,7 +43,7 @@ impl Instant {
     }
 
     /// RFC 3339 in UTC with the shortest exact fraction (none, 3, 6 or 9 digits).
-    pub fn to_rfc3339(&self) -> String {
+    pub fn to_rfc3339(self) -> String {
         let mut out = String::with_capacity(30);
         self.write_rfc3339(&mut out);
         out
