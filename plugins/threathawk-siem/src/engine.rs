@@ -150,22 +150,17 @@ fn resume(cfg: &Config, cursor: Option<&str>, w: &mut Warnings) -> Window {
         }
         other => other,
     };
-    let recent = if page.is_some() {
-        cur.recent
-            .into_iter()
-            .filter_map(|s| saved_time(Some(&s.at), "recent", w).map(|t| (s.id, t)))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // `newest` and `recent` are empty at a window start, except when a window is
+    // restarted after its page cursor was refused: then they keep what it already saw.
+    let recent = cur
+        .recent
+        .into_iter()
+        .filter_map(|s| saved_time(Some(&s.at), "recent", w).map(|t| (s.id, t)))
+        .collect();
     Window {
         created_after,
         fresh: false,
-        newest: if page.is_some() {
-            saved_time(cur.newest.as_deref(), "newest", w)
-        } else {
-            None
-        },
+        newest: saved_time(cur.newest.as_deref(), "newest", w),
         page,
         skip: cur.skip,
         recent,

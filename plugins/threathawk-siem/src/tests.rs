@@ -823,6 +823,17 @@ fn rejected_page_cursor_restarts_the_window() {
             ..saved.clone()
         }
     );
+    // The restarted window still recognises what it had already emitted.
+    let mock = MockTransport::new().respond(page(
+        vec![
+            alert("m", "2025-02-10T00:30:00Z"),
+            alert("n", "2025-02-10T00:30:00Z"),
+        ],
+        None,
+    ));
+    let next = run_poll(&c, out.batch.cursor.as_deref(), &mock);
+    assert_eq!(ids(&next), ["n"]);
+    assert_eq!(param(&query_of(&mock, 0), "cursor"), None);
     // Without a page cursor in the request, `cursor` in `fields` is just an error.
     let fresh = Cursor {
         page: None,
