@@ -102,10 +102,8 @@ async fn request_id(State(state): State<AppState>, req: Request, next: Next) -> 
             )
         });
     let span = tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let _enter = span.enter();
     let started = std::time::Instant::now();
-    drop(_enter);
-    let mut resp = next.run(req).await;
+    let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let _enter = span.enter();
     tracing::info!(
         status = resp.status().as_u16(),

@@ -333,7 +333,6 @@ impl http::Host for HostState {
             connector = %bound.env.connector_id,
             plugin = %bound.plugin_id,
         );
-        let _ = span.enter();
         let outbound = OutboundRequest {
             method: to_broker_method(req.method),
             url: req.url,
@@ -342,7 +341,7 @@ impl http::Host for HostState {
             credential: req.credential,
             timeout: req.timeout_ms.map(|ms| Duration::from_millis(ms as u64)),
         };
-        let result = bound.broker.send(&ctx, outbound).await;
+        let result = tracing::Instrument::instrument(bound.broker.send(&ctx, outbound), span).await;
         if let Err(e) = &result {
             tracing::info!(
                 org = bound.env.org_id.as_deref().unwrap_or("-"),

@@ -670,7 +670,7 @@ impl LoadedPlugin {
 }
 
 /// One stage of a connection test.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TestStage {
     /// `auth`, `sample`, or plugin-specific.
     pub name: String,
@@ -683,7 +683,7 @@ pub struct TestStage {
 }
 
 /// Result of `test-connection`, with the host-measured latency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestReport {
     /// Every stage passed.
     pub ok: bool,
@@ -783,7 +783,6 @@ impl ConnectorSandbox {
             connector = %self.bound.env.connector_id,
             plugin = %self.bound.plugin_id,
         );
-        let _enter = span.enter();
         let outcome = {
             let fut = async {
                 let inst = self.plugin.pre.instantiate_async(&mut store).await?;
@@ -791,7 +790,11 @@ impl ConnectorSandbox {
             };
             // Belt and braces: epoch interruption stops running guest code; this bound
             // also covers time spent in host calls.
-            tokio::time::timeout(timeout + Duration::from_secs(2), fut).await
+            tracing::Instrument::instrument(
+                tokio::time::timeout(timeout + Duration::from_secs(2), fut),
+                span,
+            )
+            .await
         };
         let scope = store.data().scope.clone();
         let memory_exceeded = store.data().limiter.memory_exceeded;
