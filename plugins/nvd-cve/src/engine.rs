@@ -15,9 +15,9 @@
 
 use portcullis_sdk::clock::Clock;
 use portcullis_sdk::http::{HttpError, Request, Response, Transport};
-use portcullis_sdk::json_type_name;
 use portcullis_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::budget::{self, KeyValue};
 use crate::config::{CREDENTIAL_SLOT, Config};
@@ -33,6 +33,13 @@ pub const API_KEY_HEADER: &str = "apiKey";
 /// Per-request timeout asked of the host (NVD pages of 2000 CVEs can be slow).
 const REQUEST_TIMEOUT_MS: u32 = 60_000;
 
+/// Most record text one `poll` normalises. The events of a page take several times
+/// their text in memory, and the host caps a call's memory (64 MiB by default): a
+/// page of 2000 CPE-heavy CVEs would not fit. Past this, the rest of the page is left
+/// for the next poll (offset paging allows resuming anywhere) and the page size is
+/// reduced; it grows back while pages are light.
+pub const MAX_PAGE_TEXT_BYTES: usize = 4 * 1024 * 1024;
+
 /// The cursor the host persists between polls (JSON text).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
@@ -46,6 +53,9 @@ pub enum Cursor {
         /// `totalResults` of the last page.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total: Option<u64>,
+        /// `resultsPerPage` in use when smaller than configured (heavy pages).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page_size: Option<u32>,
     },
     /// Inside one `lastModStartDate`/`lastModEndDate` window.
     Window {
@@ -58,6 +68,9 @@ pub enum Cursor {
         /// `totalResults` of the last page.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total: Option<u64>,
+        /// `resultsPerPage` in use when smaller than configured (heavy pages).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page_size: Option<u32>,
     },
     /// Between windows: the next one starts at `since`.
     Idle {
@@ -66,65 +79,47 @@ pub enum Cursor {
     },
 }
 
+/// What is being paged through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Full { started: Timestamp },
+    Window { from: Timestamp, to: Timestamp },
+}
+
+/// Where in the phase the next page starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Paging {
+    next: u64,
+    total: Option<u64>,
+    page_size: Option<u32>,
+}
+
 /// A cursor with its times parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Position {
-    Full {
-        started: Timestamp,
-        next: u64,
-        total: Option<u64>,
-    },
-    Window {
-        from: Timestamp,
-        to: Timestamp,
-        next: u64,
-        total: Option<u64>,
-    },
-    Idle {
-        since: Timestamp,
-    },
+    Paging(Phase, Paging),
+    Idle(Timestamp),
 }
 
 impl Position {
     fn to_cursor(self) -> Cursor {
         match self {
-            Position::Full {
-                started,
-                next,
-                total,
-            } => Cursor::Full {
+            Position::Paging(Phase::Full { started }, p) => Cursor::Full {
                 started: started.to_rfc3339(),
-                next,
-                total,
+                next: p.next,
+                total: p.total,
+                page_size: p.page_size,
             },
-            Position::Window {
-                from,
-                to,
-                next,
-                total,
-            } => Cursor::Window {
+            Position::Paging(Phase::Window { from, to }, p) => Cursor::Window {
                 from: from.to_rfc3339(),
                 to: to.to_rfc3339(),
-                next,
-                total,
+                next: p.next,
+                total: p.total,
+                page_size: p.page_size,
             },
-            Position::Idle { since } => Cursor::Idle {
+            Position::Idle(since) => Cursor::Idle {
                 since: since.to_rfc3339(),
             },
-        }
-    }
-
-    fn next_index(&self) -> u64 {
-        match self {
-            Position::Full { next, .. } | Position::Window { next, .. } => *next,
-            Position::Idle { .. } => 0,
-        }
-    }
-
-    fn saved_total(&self) -> Option<u64> {
-        match self {
-            Position::Full { total, .. } | Position::Window { total, .. } => *total,
-            Position::Idle { .. } => None,
         }
     }
 }
@@ -132,12 +127,8 @@ impl Position {
 /// Where ingestion starts without a cursor.
 fn initial(cfg: &Config, now: Timestamp) -> Position {
     match cfg.start {
-        Some(since) => Position::Idle { since },
-        None => Position::Full {
-            started: now,
-            next: 0,
-            total: None,
-        },
+        Some(since) => Position::Idle(since),
+        None => Position::Paging(Phase::Full { started: now }, Paging::default()),
     }
 }
 
@@ -151,21 +142,29 @@ fn resume(cfg: &Config, cursor: Option<&str>, now: Timestamp, w: &mut Warnings) 
         .map_err(|e| e.to_string())
         .and_then(|c| {
             let t = |s: &str| Timestamp::parse(s).map_err(|e| e.to_string());
+            let paging = |next, total, page_size: Option<u32>| Paging {
+                next,
+                total,
+                page_size: page_size.filter(|n| *n >= 1),
+            };
             Ok(match c {
                 Cursor::Full {
                     started,
                     next,
                     total,
-                } => Position::Full {
-                    started: t(&started)?,
-                    next,
-                    total,
-                },
+                    page_size,
+                } => Position::Paging(
+                    Phase::Full {
+                        started: t(&started)?,
+                    },
+                    paging(next, total, page_size),
+                ),
                 Cursor::Window {
                     from,
                     to,
                     next,
                     total,
+                    page_size,
                 } => {
                     let (from, to) = (t(&from)?, t(&to)?);
                     if to < from || to.millis_since(&from) > cfg.window_millis() {
@@ -174,14 +173,9 @@ fn resume(cfg: &Config, cursor: Option<&str>, now: Timestamp, w: &mut Warnings) 
                             from, to, cfg.window_days
                         ));
                     }
-                    Position::Window {
-                        from,
-                        to,
-                        next,
-                        total,
-                    }
+                    Position::Paging(Phase::Window { from, to }, paging(next, total, page_size))
                 }
-                Cursor::Idle { since } => Position::Idle { since: t(&since)? },
+                Cursor::Idle { since } => Position::Idle(t(&since)?),
             })
         });
     parsed.unwrap_or_else(|e| {
@@ -199,18 +193,18 @@ pub fn nvd_date(t: Timestamp) -> String {
     format!("{}+00:00", s.trim_end_matches('Z'))
 }
 
-fn page_request(cfg: &Config, pos: &Position, results_per_page: u32) -> Request {
+fn page_request(cfg: &Config, phase: &Phase, start: u64, results_per_page: u32) -> Request {
     let mut req = Request::get(cfg.endpoint.as_str())
         .header("Accept", "application/json")
         .timeout_ms(REQUEST_TIMEOUT_MS);
-    if let Position::Window { from, to, .. } = pos {
+    if let Phase::Window { from, to } = phase {
         req = req
             .query("lastModStartDate", nvd_date(*from))
             .query("lastModEndDate", nvd_date(*to));
     }
     req = req
         .query("resultsPerPage", results_per_page.to_string())
-        .query("startIndex", pos.next_index().to_string());
+        .query("startIndex", start.to_string());
     if cfg.use_api_key {
         req = req.credential(CREDENTIAL_SLOT);
     }
@@ -282,63 +276,122 @@ fn check_status(
     })
 }
 
-/// One parsed response page.
-struct Page {
+/// One parsed response page. The entries stay slices of the response body until
+/// each is normalised, so a page of 2000 CVEs is never held as one JSON tree.
+struct Page<'a> {
     /// `totalResults`, when the response carries it.
     total: Option<u64>,
-    /// The `vulnerabilities` array.
-    items: Vec<Value>,
+    /// The `vulnerabilities` entries, unparsed.
+    items: Vec<&'a RawValue>,
 }
 
-fn parse_page(resp: &Response) -> Result<Page> {
-    let body: Value = serde_json::from_slice(&resp.body)
-        .map_err(|e| Error::parse(format!("response from {} is not valid JSON: {e}", resp.url)))?;
-    let Value::Object(mut obj) = body else {
+#[derive(Deserialize)]
+struct TopLevel<'a> {
+    #[serde(rename = "totalResults", default)]
+    total: Option<Value>,
+    #[serde(borrow, default)]
+    vulnerabilities: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(borrow, default)]
+    cve: Option<&'a RawValue>,
+}
+
+/// A short name for the JSON type of raw text (for messages).
+fn raw_type_name(raw: &RawValue) -> &'static str {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+fn parse_top<'a>(text: &'a str, origin: &str) -> Result<TopLevel<'a>> {
+    serde_json::from_str::<TopLevel<'_>>(text).map_err(|e| {
+        if e.is_data() {
+            Error::parse(format!(
+                "{origin} is not an NVD CVE API response object: {e}"
+            ))
+        } else {
+            Error::parse(format!("{origin} is not valid JSON: {e}"))
+        }
+    })
+}
+
+fn items_of<'a>(raw: &'a RawValue, origin: &str) -> Result<Vec<&'a RawValue>> {
+    serde_json::from_str::<Vec<&RawValue>>(raw.get()).map_err(|_| {
+        Error::parse(format!(
+            "`vulnerabilities` in {origin} is {}, not an array",
+            raw_type_name(raw)
+        ))
+    })
+}
+
+fn parse_page(resp: &Response) -> Result<Page<'_>> {
+    let origin = format!("the response from {}", resp.url);
+    let text = std::str::from_utf8(&resp.body)
+        .map_err(|e| Error::parse(format!("{origin} is not UTF-8: {e}")))?;
+    let top = parse_top(text, &origin)?;
+    let Some(list) = top.vulnerabilities else {
         return Err(Error::parse(format!(
-            "response from {} is {}, not an NVD CVE API object",
-            resp.url,
-            json_type_name(&body)
+            "{origin} has no `vulnerabilities` array"
         )));
     };
-    let items = match obj.remove("vulnerabilities") {
-        Some(Value::Array(a)) => a,
-        Some(Value::Null) => Vec::new(),
-        Some(other) => {
-            return Err(Error::parse(format!(
-                "`vulnerabilities` in the response from {} is {}, not an array",
-                resp.url,
-                json_type_name(&other)
-            )));
-        }
-        None => {
-            return Err(Error::parse(format!(
-                "the response from {} has no `vulnerabilities` array",
-                resp.url
-            )));
-        }
-    };
-    let total = obj.get("totalResults").and_then(Value::as_u64);
-    Ok(Page { total, items })
+    Ok(Page {
+        total: top.total.as_ref().and_then(Value::as_u64),
+        items: items_of(list, &origin)?,
+    })
 }
 
-/// Maps the `vulnerabilities[]` entries of a page; bad entries are skipped with a
-/// warning naming their index.
-fn map_items(items: &[Value], now: Timestamp, w: &mut Warnings) -> Vec<Event> {
+/// Maps the `vulnerabilities[]` entries of a page one at a time; bad entries are
+/// skipped with a warning naming their index. Stops before the entry that would take
+/// the record text past `max_bytes` (the first is always mapped); returns the events
+/// and how many entries were consumed.
+fn map_items(
+    items: &[&RawValue],
+    max_bytes: usize,
+    now: Timestamp,
+    w: &mut Warnings,
+) -> (Vec<Event>, usize) {
     let mut events = Vec::with_capacity(items.len());
+    let mut bytes = 0usize;
     for (i, item) in items.iter().enumerate() {
-        let Some(cve) = item.get("cve") else {
-            w.add(format!(
-                "vulnerabilities[{i}] skipped: no `cve` object (found {})",
-                json_type_name(item)
-            ));
-            continue;
+        bytes = bytes.saturating_add(item.get().len());
+        if i > 0 && bytes > max_bytes {
+            return (events, i);
+        }
+        let cve = match serde_json::from_str::<Item<'_>>(item.get()) {
+            Ok(Item { cve: Some(cve) }) => cve,
+            Ok(Item { cve: None }) => {
+                w.add(format!("vulnerabilities[{i}] skipped: no `cve` object"));
+                continue;
+            }
+            Err(_) => {
+                w.add(format!(
+                    "vulnerabilities[{i}] skipped: expected an object, found {}",
+                    raw_type_name(item)
+                ));
+                continue;
+            }
         };
-        match normalize_cve(cve, now, w) {
+        let parsed: Value = match serde_json::from_str(cve.get()) {
+            Ok(v) => v,
+            Err(e) => {
+                w.add(format!("vulnerabilities[{i}] skipped: {e}"));
+                continue;
+            }
+        };
+        match normalize_cve(&parsed, cve.get(), now, w) {
             Ok(e) => events.push(e),
             Err(reason) => w.add(format!("vulnerabilities[{i}] skipped: {reason}")),
         }
     }
-    events
+    (events, items.len())
 }
 
 /// What the plugin needs from its surroundings.
@@ -366,45 +419,86 @@ fn cursor_text(pos: Position) -> Result<String> {
         .map_err(|e| Error::other(format!("cannot serialise the cursor: {e}")))
 }
 
+fn outcome(events: Vec<Event>, after: Position, more: bool, w: Warnings) -> Result<PollOutcome> {
+    Ok(PollOutcome {
+        batch: Batch {
+            events,
+            cursor: Some(cursor_text(after)?),
+            more,
+        },
+        warnings: w,
+    })
+}
+
 /// One step of pull ingestion: fetches exactly one page.
 pub fn poll(cfg: &Config, cursor: Option<&str>, env: Env<'_>) -> Result<PollOutcome> {
     let mut w = Warnings::default();
     let now = env.clock.now();
     let now_ms = env.clock.now_unix_ms();
-    let pos = match resume(cfg, cursor, now, &mut w) {
-        Position::Idle { since } if now <= since => {
-            // Nothing can have changed after `now`: no request.
-            return Ok(PollOutcome {
-                batch: Batch {
-                    events: Vec::new(),
-                    cursor: Some(cursor_text(Position::Idle { since })?),
-                    more: false,
-                },
-                warnings: w,
-            });
+    let (phase, paging) = match resume(cfg, cursor, now, &mut w) {
+        // Nothing can have changed after `now`: no request.
+        Position::Idle(since) if now <= since => {
+            return outcome(Vec::new(), Position::Idle(since), false, w);
         }
-        Position::Idle { since } => Position::Window {
-            from: since,
-            to: since
-                .checked_add_millis(cfg.window_millis())
-                .map_or(now, |end| end.min(now)),
-            next: 0,
-            total: None,
-        },
-        other => other,
+        Position::Idle(since) => (
+            Phase::Window {
+                from: since,
+                to: since
+                    .checked_add_millis(cfg.window_millis())
+                    .map_or(now, |end| end.min(now)),
+            },
+            Paging::default(),
+        ),
+        Position::Paging(phase, paging) => (phase, paging),
     };
+    let size = paging
+        .page_size
+        .unwrap_or(cfg.results_per_page)
+        .clamp(1, cfg.results_per_page);
+    let start = paging.next;
 
     budget::acquire(&cfg.rate_limit, env.store, now_ms, &mut w)?;
-    let req = page_request(cfg, &pos, cfg.results_per_page);
-    let resp = req.send_with(env.transport)?;
+    let req = page_request(cfg, &phase, start, size);
+    let resp = match req.send_with(env.transport) {
+        Err(HttpError::TooLarge(cap)) if size > 1 => {
+            // The page is over the host's response cap: ask for half as many.
+            let smaller = size / 2;
+            w.add(format!(
+                "a page of {size} records exceeded the host's response cap of {cap} bytes; asking for {smaller}"
+            ));
+            let paging = Paging {
+                page_size: Some(smaller),
+                ..paging
+            };
+            return outcome(Vec::new(), Position::Paging(phase, paging), true, w);
+        }
+        other => other?,
+    };
     let resp = check_status(cfg, resp, env.store, now_ms, &mut w)?;
     let page = parse_page(&resp)?;
-    let events = map_items(&page.items, now, &mut w);
+    let (events, consumed) = map_items(&page.items, MAX_PAGE_TEXT_BYTES, now, &mut w);
+    let received = page.items.len();
+    let text_bytes: usize = page.items.iter().map(|i| i.get().len()).sum();
+    let total = page.total;
+    // Release the body before the events are handed over.
+    drop(page);
+    drop(resp);
 
-    let start = pos.next_index();
-    let count = u64::try_from(page.items.len()).unwrap_or(u64::MAX);
+    let truncated = consumed < received;
+    let page_size = if truncated {
+        w.add(format!(
+            "page too heavy to map at once: {consumed} of {received} records mapped, the rest on the next poll"
+        ));
+        Some(u32::try_from(consumed).unwrap_or(1).max(1))
+    } else if size < cfg.results_per_page && text_bytes < MAX_PAGE_TEXT_BYTES / 4 {
+        // Light pages again: grow back towards the configured size.
+        Some(size.saturating_mul(2).min(cfg.results_per_page)).filter(|n| *n < cfg.results_per_page)
+    } else {
+        paging.page_size
+    };
+    let count = u64::try_from(consumed).unwrap_or(u64::MAX);
     let mut next = start.saturating_add(count);
-    if let (Some(before), Some(total)) = (pos.saved_total(), page.total)
+    if let (Some(before), Some(total)) = (paging.total, total)
         && total < before
         && start > 0
     {
@@ -416,49 +510,32 @@ pub fn poll(cfg: &Config, cursor: Option<&str>, env: Env<'_>) -> Result<PollOutc
         ));
         next = start.saturating_sub(gone);
     }
-    let done = match page.total {
-        _ if count == 0 => true,
-        Some(total) => next >= total,
-        None => {
-            w.add("the response has no `totalResults`; paging until a short page");
-            count < u64::from(cfg.results_per_page)
-        }
-    };
-    let (after, more) = match (pos, done) {
-        (Position::Full { started, .. }, false) => (
-            Position::Full {
-                started,
-                next,
-                total: page.total,
-            },
-            true,
-        ),
-        (Position::Window { from, to, .. }, false) => (
-            Position::Window {
-                from,
-                to,
-                next,
-                total: page.total,
-            },
-            true,
-        ),
+    let done = !truncated
+        && match total {
+            _ if count == 0 => true,
+            Some(total) => next >= total,
+            None => {
+                w.add("the response has no `totalResults`; paging until a short page");
+                count < u64::from(size)
+            }
+        };
+    if !done {
+        let paging = Paging {
+            next,
+            total,
+            page_size,
+        };
+        return outcome(events, Position::Paging(phase, paging), true, w);
+    }
+    match phase {
         // The full download is over: catch up on what changed meanwhile.
-        (Position::Full { started, .. }, true) => (Position::Idle { since: started }, true),
+        Phase::Full { started } => outcome(events, Position::Idle(started), true, w),
         // A window cut short by the 120-day limit means more backlog right now.
-        (Position::Window { from, to, .. }, true) => (
-            Position::Idle { since: to },
-            to.millis_since(&from) >= cfg.window_millis() && to < now,
-        ),
-        (Position::Idle { since }, _) => (Position::Idle { since }, false),
-    };
-    Ok(PollOutcome {
-        batch: Batch {
-            events,
-            cursor: Some(cursor_text(after)?),
-            more,
-        },
-        warnings: w,
-    })
+        Phase::Window { from, to } => {
+            let more = to.millis_since(&from) >= cfg.window_millis() && to < now;
+            outcome(events, Position::Idle(to), more, w)
+        }
+    }
 }
 
 /// One request with `resultsPerPage=1`: stage `auth` (did NVD accept the request,
@@ -468,12 +545,7 @@ pub fn test_connection(cfg: &Config, env: Env<'_>) -> Result<TestReport> {
     let now = env.clock.now();
     let now_ms = env.clock.now_unix_ms();
     budget::acquire(&cfg.rate_limit, env.store, now_ms, &mut w)?;
-    let pos = Position::Full {
-        started: now,
-        next: 0,
-        total: None,
-    };
-    let req = page_request(cfg, &pos, 1);
+    let req = page_request(cfg, &Phase::Full { started: now }, 0, 1);
     let started = env.clock.monotonic_ms();
     let sent = req.send_with(env.transport);
     let auth_ms = Some(env.clock.monotonic_ms().saturating_sub(started));
@@ -522,18 +594,15 @@ pub fn test_connection(cfg: &Config, env: Env<'_>) -> Result<TestReport> {
         },
         auth_ms,
     );
-    let sample = check_status(cfg, resp, env.store, now_ms, &mut w)
-        .and_then(|r| parse_page(&r))
-        .map(|page| {
-            let events = map_items(&page.items, now, &mut w);
-            (page, events)
-        });
+    let sample = check_status(cfg, resp, env.store, now_ms, &mut w).and_then(|r| {
+        let page = parse_page(&r)?;
+        let (events, _) = map_items(&page.items, usize::MAX, now, &mut w);
+        Ok((page.total, page.items.len(), events))
+    });
     let sample_ms = Some(env.clock.monotonic_ms().saturating_sub(started));
     Ok(match sample {
-        Ok((page, events)) if events.len() == page.items.len() => {
-            let total = page
-                .total
-                .map_or_else(|| "an unknown number of".to_string(), |t| t.to_string());
+        Ok((total, count, events)) if events.len() == count => {
+            let total = total.map_or_else(|| "an unknown number of".to_string(), |t| t.to_string());
             let message = match events.first() {
                 Some(e) => format!(
                     "{total} CVE records available; fetched and normalised {}",
@@ -546,7 +615,7 @@ pub fn test_connection(cfg: &Config, env: Env<'_>) -> Result<TestReport> {
                 sample: events,
             }
         }
-        Ok((page, _)) => {
+        Ok((_, count, _)) => {
             let reasons: Vec<&str> = w.entries().iter().map(|(m, _)| m.as_str()).collect();
             TestReport {
                 stages: vec![
@@ -554,8 +623,7 @@ pub fn test_connection(cfg: &Config, env: Env<'_>) -> Result<TestReport> {
                     TestStage::failed(
                         "sample",
                         format!(
-                            "{} record(s) returned but not normalised: {}",
-                            page.items.len(),
+                            "{count} record(s) returned but not normalised: {}",
                             reasons.join("; ")
                         ),
                         sample_ms,
@@ -574,21 +642,20 @@ pub fn test_connection(cfg: &Config, env: Env<'_>) -> Result<TestReport> {
 /// Maps pushed NVD JSON: a CVE API response page (`{"vulnerabilities": [...]}`), one
 /// `{"cve": {...}}` wrapper, or one bare `cve` object (as in NVD-derived feeds).
 pub fn normalize(input: &str, now: Timestamp) -> Result<(Vec<Event>, Warnings)> {
-    let value: Value = serde_json::from_str(input)
-        .map_err(|e| Error::parse(format!("pushed input is not valid JSON: {e}")))?;
+    let origin = "pushed input";
+    let top = parse_top(input, origin)?;
     let mut w = Warnings::default();
-    if let Some(items) = value.get("vulnerabilities") {
-        let Some(items) = items.as_array() else {
-            return Err(Error::parse(format!(
-                "`vulnerabilities` is {}, not an array",
-                json_type_name(items)
-            )));
-        };
-        let events = map_items(items, now, &mut w);
+    if let Some(list) = top.vulnerabilities {
+        let items = items_of(list, origin)?;
+        let (events, _) = map_items(&items, usize::MAX, now, &mut w);
         return Ok((events, w));
     }
-    let cve = value.get("cve").unwrap_or(&value);
-    let event = normalize_cve(cve, now, &mut w)
+    let item: Item<'_> = serde_json::from_str(input)
+        .map_err(|e| Error::parse(format!("{origin} is not an object: {e}")))?;
+    let raw = item.cve.map_or(input, |c| c.get());
+    let cve: Value = serde_json::from_str(raw)
+        .map_err(|e| Error::parse(format!("{origin} is not valid JSON: {e}")))?;
+    let event = normalize_cve(&cve, raw, now, &mut w)
         .map_err(|e| Error::parse(format!("pushed record not usable: {e}")))?;
     Ok((vec![event], w))
 }

@@ -341,11 +341,16 @@ fn title(id: &str, description: Option<&str>) -> String {
     format!("{id}: {excerpt}")
 }
 
-/// Maps one `cve` object to a `vulnerability` event. `Err` says why the record was
-/// skipped (it has no usable id); every lesser problem is a warning and the record
-/// is still ingested. `now` is the event time of a record with neither
-/// `lastModified` nor `published`.
-pub fn normalize_cve(cve: &Value, now: Timestamp, w: &mut Warnings) -> Result<Event, String> {
+/// Maps one `cve` object to a `vulnerability` event; `raw` is its text as received.
+/// `Err` says why the record was skipped (it has no usable id); every lesser problem
+/// is a warning and the record is still ingested. `now` is the event time of a
+/// record with neither `lastModified` nor `published`.
+pub fn normalize_cve(
+    cve: &Value,
+    raw: &str,
+    now: Timestamp,
+    w: &mut Warnings,
+) -> Result<Event, String> {
     if !cve.is_object() {
         return Err(format!(
             "expected a cve object, found {}",
@@ -428,7 +433,7 @@ pub fn normalize_cve(cve: &Value, now: Timestamp, w: &mut Warnings) -> Result<Ev
         .title(title(id, description.map(|(_, v)| v)))
         .observable(ObservableKind::Cve, id)
         .attributes(attributes)
-        .raw_json(cve);
+        .raw(raw);
     for m in array_at(cve, "configurations")
         .iter()
         .flat_map(|c| array_at(c, "nodes"))
@@ -451,7 +456,8 @@ mod tests {
 
     fn norm(cve: Value) -> (Event, Warnings) {
         let mut w = Warnings::default();
-        let e = normalize_cve(&cve, now(), &mut w).unwrap_or_else(|e| panic!("{e}"));
+        let e =
+            normalize_cve(&cve, &cve.to_string(), now(), &mut w).unwrap_or_else(|e| panic!("{e}"));
         (e, w)
     }
 
@@ -582,17 +588,21 @@ mod tests {
     fn records_without_id_are_refused() {
         let mut w = Warnings::default();
         assert_eq!(
-            normalize_cve(&json!({}), now(), &mut w).err().as_deref(),
+            normalize_cve(&json!({}), "{}", now(), &mut w)
+                .err()
+                .as_deref(),
             Some("no `id`")
         );
         assert_eq!(
-            normalize_cve(&json!({"id": 5}), now(), &mut w)
+            normalize_cve(&json!({"id": 5}), "", now(), &mut w)
                 .err()
                 .as_deref(),
             Some("`id` is a number, not a CVE id")
         );
         assert_eq!(
-            normalize_cve(&json!([]), now(), &mut w).err().as_deref(),
+            normalize_cve(&json!([]), "[]", now(), &mut w)
+                .err()
+                .as_deref(),
             Some("expected a cve object, found an array")
         );
     }

@@ -229,7 +229,8 @@ fn full_download_then_catch_up_window() {
         Cursor::Full {
             started: "2024-12-31T00:00:00Z".into(),
             next: 3,
-            total: Some(7)
+            total: Some(7),
+            page_size: None
         }
     );
     assert_eq!(
@@ -361,7 +362,8 @@ fn restart_continues_mid_window_and_rereads_after_shrink() {
             from: "2024-11-01T00:00:00Z".into(),
             to: "2024-12-30T00:00:00Z".into(),
             next: 5,
-            total: Some(10)
+            total: Some(10),
+            page_size: None
         }
     );
     // Two records left the window while paging (total 10 -> 8): the records after
@@ -380,7 +382,8 @@ fn restart_continues_mid_window_and_rereads_after_shrink() {
             from: "2024-11-01T00:00:00Z".into(),
             to: "2024-12-30T00:00:00Z".into(),
             next: 3,
-            total: Some(8)
+            total: Some(8),
+            page_size: None
         }
     );
     assert!(
@@ -558,7 +561,7 @@ fn response_problems() {
         .map(|(m, _)| m.as_str())
         .collect();
     assert!(
-        texts.contains(&"vulnerabilities[0] skipped: no `cve` object (found an object)"),
+        texts.contains(&"vulnerabilities[0] skipped: no `cve` object"),
         "{texts:?}"
     );
 }
@@ -672,4 +675,112 @@ fn real_records_normalise() {
         count += events.len();
     }
     assert_eq!(count, 38 + 1 + 9);
+}
+
+#[test]
+fn heavy_pages_are_split_and_the_page_size_adapts() {
+    let rig = Rig::new();
+    // ~600 KB per record: the 4 MiB text budget takes 6 (the 7th would cross it).
+    let heavy = |i: usize| {
+        let mut c = cve(&format!("CVE-2024-{i:04}"), "2024-01-01T00:00:00.000");
+        c["padding"] = json!("x".repeat(600_000));
+        c
+    };
+    let t = nvd((0..20).map(heavy).collect());
+    let c = cfg(json!({"results_per_page": 20, "rate_limit": big_budget()}));
+    let first = rig.ok(&c, None, &t);
+    assert_eq!(first.batch.events.len(), 6);
+    assert!(first.batch.more);
+    let Cursor::Full {
+        next,
+        page_size,
+        total,
+        ..
+    } = cursor_of(&first)
+    else {
+        panic!("{:?}", cursor_of(&first))
+    };
+    assert_eq!((next, page_size, total), (6, Some(6), Some(20)));
+    assert!(
+        first.warnings.entries()[0]
+            .0
+            .contains("6 of 20 records mapped")
+    );
+    // The next request asks for 6 from index 6; nothing is lost or repeated.
+    let rest = rig.follow(&c, first.batch.cursor.clone(), &t);
+    let r = &t.requests()[1];
+    assert_eq!(
+        (query(r, "startIndex"), query(r, "resultsPerPage")),
+        (Some("6"), Some("6"))
+    );
+    let mut ids: Vec<String> = first.batch.events.iter().map(|e| e.id.clone()).collect();
+    ids.extend(
+        rest.iter()
+            .flat_map(|o| o.batch.events.iter().map(|e| e.id.clone())),
+    );
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (20, 20));
+
+    // Light pages grow the size back towards the configured one.
+    let light = nvd((0..40)
+        .map(|i| cve(&format!("CVE-2024-{i:04}"), "2024-01-01T00:00:00.000"))
+        .collect());
+    let saved = json!({"phase": "full", "started": NOW, "next": 0, "page_size": 5}).to_string();
+    let o = rig.ok(&c, Some(&saved), &light);
+    assert_eq!(query(&light.requests()[0], "resultsPerPage"), Some("5"));
+    let Cursor::Full {
+        page_size, next, ..
+    } = cursor_of(&o)
+    else {
+        panic!()
+    };
+    assert_eq!((next, page_size), (5, Some(10)));
+    let o = rig.ok(&c, o.batch.cursor.as_deref(), &light);
+    let Cursor::Full { page_size, .. } = cursor_of(&o) else {
+        panic!()
+    };
+    assert_eq!(page_size, None, "back to the configured 20");
+}
+
+#[test]
+fn a_page_over_the_response_cap_is_asked_for_in_halves() {
+    let rig = Rig::new();
+    let c = cfg(
+        json!({"results_per_page": 2000, "start": "2024-12-01T00:00:00Z", "rate_limit": big_budget()}),
+    );
+    let t = MockTransport::new()
+        .fail(HttpError::TooLarge(16 * 1024 * 1024))
+        .respond(ok_page(
+            "u",
+            1,
+            0,
+            vec![json!({"cve": cve("CVE-1-1", "2024-12-02T00:00:00.000")})],
+        ));
+    let first = rig.ok(&c, None, &t);
+    assert!(first.batch.events.is_empty());
+    assert!(first.batch.more);
+    assert_eq!(
+        cursor_of(&first),
+        Cursor::Window {
+            from: "2024-12-01T00:00:00Z".into(),
+            to: NOW.into(),
+            next: 0,
+            total: None,
+            page_size: Some(1000)
+        }
+    );
+    let second = rig.ok(&c, first.batch.cursor.as_deref(), &t);
+    assert_eq!(query(&t.requests()[1], "resultsPerPage"), Some("1000"));
+    assert_eq!(
+        query(&t.requests()[1], "lastModStartDate"),
+        query(&t.requests()[0], "lastModStartDate")
+    );
+    assert_eq!(second.batch.events.len(), 1);
+    // A single record over the cap cannot be split: an upstream error.
+    let one = cfg(json!({"results_per_page": 1, "rate_limit": big_budget()}));
+    let t = MockTransport::new().fail(HttpError::TooLarge(10));
+    assert!(matches!(
+        rig.poll(&one, None, &t),
+        Err(Error::Upstream { status: None, .. })
+    ));
 }
