@@ -570,10 +570,15 @@ pub fn test_connection(cfg: &Config, env: Env<'_>) -> Result<TestReport> {
         Ok(r) => r,
     };
     if is_invalid_key(&resp) || resp.status == 401 {
-        return Ok(failed(
-            format!("NVD rejected the API key ({})", describe_status(&resp)),
-            "authentication failed",
-        ));
+        let message = if cfg.use_api_key {
+            format!("NVD rejected the API key ({})", describe_status(&resp))
+        } else {
+            format!(
+                "the server requires authentication ({}): bind an API key to slot {CREDENTIAL_SLOT:?} and set use_api_key",
+                describe_status(&resp)
+            )
+        };
+        return Ok(failed(message, "authentication failed"));
     }
     if matches!(resp.status, 403 | 429) {
         // Throttled: reported as such (with the delay), like `poll`.

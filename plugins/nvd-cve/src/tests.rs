@@ -605,6 +605,12 @@ fn connection_test() {
     let report = engine::test_connection(&c, rig.env(&unbound)).unwrap_or_else(|e| panic!("{e}"));
     assert!(!report.stages[0].ok && report.stages[0].message.contains("use_api_key"));
 
+    let keyless = cfg(json!({}));
+    let gated = MockTransport::new().respond(Response::new(401, "u", ""));
+    let report =
+        engine::test_connection(&keyless, rig.env(&gated)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!report.stages[0].ok && report.stages[0].message.contains("requires authentication"));
+
     let throttled = MockTransport::new().respond(Response::new(403, "u", ""));
     assert!(matches!(
         engine::test_connection(&c, rig.env(&throttled)),
