@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::budget::{self, KeyValue};
-use crate::config::{CREDENTIAL_SLOT, Config};
+use crate::config::{CREDENTIAL_SLOT, Config, MAX_WINDOW_DAYS};
 use crate::record::normalize_cve;
 use crate::warnings::Warnings;
 
@@ -167,10 +167,12 @@ fn resume(cfg: &Config, cursor: Option<&str>, now: Timestamp, w: &mut Warnings) 
                     page_size,
                 } => {
                     let (from, to) = (t(&from)?, t(&to)?);
-                    if to < from || to.millis_since(&from) > cfg.window_millis() {
+                    // Checked against NVD's limit, not `window_days`: a window saved
+                    // before that setting changed is still a valid request.
+                    let max_ms = i64::from(MAX_WINDOW_DAYS) * 86_400_000;
+                    if to < from || to.millis_since(&from) > max_ms {
                         return Err(format!(
-                            "window {} .. {} is not within {} days",
-                            from, to, cfg.window_days
+                            "window {from} .. {to} is not within {MAX_WINDOW_DAYS} days"
                         ));
                     }
                     Position::Paging(Phase::Window { from, to }, paging(next, total, page_size))
@@ -498,6 +500,7 @@ pub fn poll(cfg: &Config, cursor: Option<&str>, env: Env<'_>) -> Result<PollOutc
     };
     let count = u64::try_from(consumed).unwrap_or(u64::MAX);
     let mut next = start.saturating_add(count);
+    let mut shrunk = false;
     if let (Some(before), Some(total)) = (paging.total, total)
         && total < before
         && start > 0
@@ -509,9 +512,11 @@ pub fn poll(cfg: &Config, cursor: Option<&str>, env: Env<'_>) -> Result<PollOutc
             "{gone} records left the window while paging; re-reading the {gone} places before startIndex {start}"
         ));
         next = start.saturating_sub(gone);
+        shrunk = true;
     }
     let done = !truncated
         && match total {
+            Some(total) if shrunk => next >= total,
             _ if count == 0 => true,
             Some(total) => next >= total,
             None => {

@@ -394,6 +394,28 @@ fn restart_continues_mid_window_and_rereads_after_shrink() {
 }
 
 #[test]
+fn a_window_that_shrank_below_the_saved_index_is_read_again() {
+    let rig = Rig::new();
+    let c = cfg(json!({"results_per_page": 5, "window_days": 30, "rate_limit": big_budget()}));
+    // 38 records when paging started, 10 left now: startIndex 15 is past the end.
+    let t = MockTransport::new().respond(ok_page("u", 10, 15, vec![]));
+    let saved = json!({"phase": "window", "from": "2024-09-01T00:00:00Z", "to": "2024-12-30T00:00:00Z", "next": 15, "total": 38}).to_string();
+    let o = rig.ok(&c, Some(&saved), &t);
+    assert!(o.batch.more, "not the end of the window");
+    assert_eq!(
+        cursor_of(&o),
+        Cursor::Window {
+            from: "2024-09-01T00:00:00Z".into(),
+            to: "2024-12-30T00:00:00Z".into(),
+            next: 0,
+            total: Some(10),
+            page_size: None
+        },
+        "a 120-day window saved before window_days became 30 is still used"
+    );
+}
+
+#[test]
 fn unusable_cursors_start_over() {
     let rig = Rig::new();
     let c = cfg(
