@@ -345,16 +345,71 @@ impl CredentialsFile {
             } => (CredentialSecret::Basic { username, password }, hosts),
         };
         Ok(Credential {
-            cache_key: format!("file:{slot}"),
+            cache_key: content_key(&secret),
             secret,
             hosts: parse_hosts(hosts)?,
         })
     }
 }
 
+/// A token-cache key derived from the credential's content (a digest, never the secret):
+/// two connectors share a cached OAuth token only when they use the very same client.
+fn content_key(secret: &CredentialSecret) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut field = |s: &str| {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    field(&secret.kind().to_string());
+    match secret {
+        CredentialSecret::Bearer { token } => field(token.expose_secret()),
+        CredentialSecret::OAuth2ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+            audience,
+        } => {
+            field(token_url.as_str());
+            field(client_id);
+            field(client_secret.expose_secret());
+            for s in scopes {
+                field(s);
+            }
+            field(audience.as_deref().unwrap_or(""));
+        }
+        CredentialSecret::ApiKey { key, placement } => {
+            field(key.expose_secret());
+            field(&format!("{placement:?}"));
+        }
+        CredentialSecret::Basic { username, password } => {
+            field(username);
+            field(password.expose_secret());
+        }
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn different_clients_in_the_same_slot_never_share_a_token_cache_entry() {
+        let doc = |id: &str| {
+            format!(
+                r#"{{"api": {{"kind": "oauth2-client-credentials", "token_url": "https://auth.x.com/t", "client_id": "{id}", "client_secret": "s", "hosts": ["https://x.com"]}}}}"#
+            )
+        };
+        let a = CredentialsFile::parse(&doc("a")).unwrap();
+        let b = CredentialsFile::parse(&doc("b")).unwrap();
+        let a2 = CredentialsFile::parse(&doc("a")).unwrap();
+        let key = |c: &StaticCredentials| c.by_slot["api"].cache_key.clone();
+        assert_ne!(key(&a), key(&b));
+        assert_eq!(key(&a), key(&a2));
+        assert!(key(&a).starts_with("sha256:"));
+    }
 
     #[test]
     fn parses_every_kind() {
