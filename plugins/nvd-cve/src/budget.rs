@@ -9,10 +9,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use portcullis_sdk::prelude::*;
+use portcullis_sdk::warnings::Warnings;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RateLimit;
-use crate::warnings::Warnings;
 
 /// The `state` key holding the budget.
 pub const STATE_KEY: &str = "nvd-cve/request-budget";

@@ -16,13 +16,13 @@
 use portcullis_sdk::clock::Clock;
 use portcullis_sdk::http::{HttpError, Request, Response, Transport};
 use portcullis_sdk::prelude::*;
+use portcullis_sdk::warnings::Warnings;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::budget::{self, KeyValue};
 use crate::config::{CREDENTIAL_SLOT, Config, MAX_WINDOW_DAYS};
 use crate::record::normalize_cve;
-use crate::warnings::Warnings;
 
 /// The plugin id (= package name).
 pub const PLUGIN_ID: &str = env!("CARGO_PKG_NAME");

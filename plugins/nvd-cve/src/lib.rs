@@ -10,21 +10,18 @@ pub mod config;
 pub mod cpe;
 pub mod engine;
 pub mod record;
-pub mod warnings;
 
 #[cfg(test)]
 mod tests;
 
 use portcullis_sdk::clock::{Clock, HostClock};
 use portcullis_sdk::http::HostTransport;
-use portcullis_sdk::log;
 use portcullis_sdk::prelude::*;
 use portcullis_sdk::state;
 
 use crate::budget::KeyValue;
 use crate::config::{CREDENTIAL_SLOT, Config, DEFAULT_BASE_URL};
 use crate::engine::Env;
-use crate::warnings::Warnings;
 
 /// The configuration JSON Schema (draft 2020-12) declared in the manifest.
 pub const CONFIG_SCHEMA: &str = include_str!("config.schema.json");
@@ -81,17 +78,6 @@ fn env() -> Env<'static> {
     }
 }
 
-fn log_warnings(operation: &str, warnings: &Warnings) {
-    for (message, count) in warnings.entries() {
-        let count = count.to_string();
-        log::log(
-            log::Level::Warn,
-            message,
-            &[("operation", operation), ("count", &count)],
-        );
-    }
-}
-
 /// The exported connector.
 pub struct NvdCve;
 
@@ -112,14 +98,14 @@ impl Connector for NvdCve {
     fn poll(config: &Value, cursor: Option<String>) -> Result<Batch> {
         let cfg = Config::parse(config)?;
         let outcome = engine::poll(&cfg, cursor.as_deref(), env())?;
-        log_warnings("poll", &outcome.warnings);
+        outcome.warnings.log("poll");
         Ok(outcome.batch)
     }
 
     fn normalize(config: &Value, input: &str) -> Result<Vec<Event>> {
         Config::parse(config)?;
         let (events, warnings) = engine::normalize(input, HostClock.now())?;
-        log_warnings("normalize", &warnings);
+        warnings.log("normalize");
         Ok(events)
     }
 }

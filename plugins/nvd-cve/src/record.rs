@@ -5,10 +5,10 @@
 
 use portcullis_sdk::json_type_name;
 use portcullis_sdk::prelude::*;
+use portcullis_sdk::warnings::Warnings;
 use serde_json::Map;
 
 use crate::cpe;
-use crate::warnings::Warnings;
 
 /// Longest description excerpt used in an event title, in characters.
 const TITLE_EXCERPT_CHARS: usize = 160;

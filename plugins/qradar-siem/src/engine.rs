@@ -34,38 +34,7 @@ const MAX_TIE_IDS: usize = 1000;
 /// Most ids per `id in (...)` lookup request.
 const LOOKUP_CHUNK: usize = 50;
 
-/// Most distinct warning messages kept per call; later ones are only counted.
-const MAX_DISTINCT_WARNINGS: usize = 20;
-const OTHER_WARNINGS: &str = "further warnings not listed";
-
-/// Warnings gathered during one call, each with how often it happened.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Warnings(Vec<(String, usize)>);
-
-impl Warnings {
-    pub(crate) fn add(&mut self, message: impl Into<String>) {
-        let message = message.into();
-        if let Some((_, n)) = self.0.iter_mut().find(|(m, _)| *m == message) {
-            *n += 1;
-        } else if self.0.len() < MAX_DISTINCT_WARNINGS {
-            self.0.push((message, 1));
-        } else if let Some((_, n)) = self.0.iter_mut().find(|(m, _)| m == OTHER_WARNINGS) {
-            *n += 1;
-        } else {
-            self.0.push((OTHER_WARNINGS.to_string(), 1));
-        }
-    }
-
-    /// Distinct messages with their counts.
-    pub fn entries(&self) -> &[(String, usize)] {
-        &self.0
-    }
-
-    /// Whether nothing was reported.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+pub use portcullis_sdk::warnings::Warnings;
 
 /// The last offense of a page, as QRadar sent its `id` and `last_updated_time`
 /// (compared verbatim on the next page's overlap item).

@@ -16,11 +16,9 @@ mod tests;
 
 use portcullis_sdk::clock::HostClock;
 use portcullis_sdk::http::HostTransport;
-use portcullis_sdk::log;
 use portcullis_sdk::prelude::*;
 
 use crate::config::{CREDENTIAL_SLOT, Config};
-use crate::engine::Warnings;
 
 /// The configuration JSON Schema (draft 2020-12) declared in the manifest.
 pub const CONFIG_SCHEMA: &str = include_str!("config.schema.json");
@@ -62,17 +60,6 @@ pub fn manifest() -> Manifest {
     .accepts_push(false)
 }
 
-fn log_warnings(operation: &str, warnings: &Warnings) {
-    for (message, count) in warnings.entries() {
-        let count = count.to_string();
-        log::log(
-            log::Level::Warn,
-            message,
-            &[("operation", operation), ("count", &count)],
-        );
-    }
-}
-
 /// The exported connector.
 pub struct QRadarSiem;
 
@@ -93,7 +80,7 @@ impl Connector for QRadarSiem {
     fn poll(config: &Value, cursor: Option<String>) -> Result<Batch> {
         let cfg = Config::parse(config)?;
         let outcome = engine::poll(&cfg, cursor.as_deref(), &HostTransport, &HostClock)?;
-        log_warnings("poll", &outcome.warnings);
+        outcome.warnings.log("poll");
         Ok(outcome.batch)
     }
 }

@@ -13,11 +13,9 @@ mod tests;
 
 use portcullis_sdk::clock::{Clock, HostClock};
 use portcullis_sdk::http::HostTransport;
-use portcullis_sdk::log;
 use portcullis_sdk::prelude::*;
 
 use crate::config::{CREDENTIAL_SLOT, Config};
-use crate::engine::Warnings;
 
 /// The configuration JSON Schema (draft 2020-12) declared in the manifest.
 pub const CONFIG_SCHEMA: &str = include_str!("config.schema.json");
@@ -49,17 +47,6 @@ pub fn manifest() -> Manifest {
     .accepts_push(true)
 }
 
-fn log_warnings(operation: &str, warnings: &Warnings) {
-    for (message, count) in warnings.entries() {
-        let count = count.to_string();
-        log::log(
-            log::Level::Warn,
-            message,
-            &[("operation", operation), ("count", &count)],
-        );
-    }
-}
-
 /// The exported connector.
 pub struct RestGeneric;
 
@@ -80,14 +67,14 @@ impl Connector for RestGeneric {
     fn poll(config: &Value, cursor: Option<String>) -> Result<Batch> {
         let cfg = Config::parse(config)?;
         let outcome = engine::poll(&cfg, cursor.as_deref(), &HostTransport, &HostClock)?;
-        log_warnings("poll", &outcome.warnings);
+        outcome.warnings.log("poll");
         Ok(outcome.batch)
     }
 
     fn normalize(config: &Value, input: &str) -> Result<Vec<Event>> {
         let cfg = Config::parse(config)?;
         let (events, warnings) = engine::normalize(&cfg, input, HostClock.now())?;
-        log_warnings("normalize", &warnings);
+        warnings.log("normalize");
         Ok(events)
     }
 }

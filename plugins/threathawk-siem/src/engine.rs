@@ -14,11 +14,11 @@ use portcullis_sdk::clock::Clock;
 use portcullis_sdk::http::{HttpError, Request, Response, Transport};
 use portcullis_sdk::json_type_name;
 use portcullis_sdk::prelude::*;
+use portcullis_sdk::warnings::Warnings;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CREDENTIAL_SLOT, Config};
 use crate::mapping;
-use crate::warnings::Warnings;
 
 /// The plugin id (= package name).
 pub const PLUGIN_ID: &str = env!("CARGO_PKG_NAME");

@@ -10,7 +10,6 @@
 pub mod config;
 pub mod engine;
 pub mod mapping;
-pub mod warnings;
 
 #[cfg(test)]
 mod tests;
@@ -19,9 +18,9 @@ use portcullis_sdk::clock::HostClock;
 use portcullis_sdk::http::HostTransport;
 use portcullis_sdk::log;
 use portcullis_sdk::prelude::*;
+use portcullis_sdk::warnings::Warnings;
 
 use crate::config::{CREDENTIAL_SLOT, Config, DEFAULT_BASE_URL};
-use crate::warnings::Warnings;
 
 /// The configuration JSON Schema (draft 2020-12) declared in the manifest.
 pub const CONFIG_SCHEMA: &str = include_str!("config.schema.json");
@@ -61,14 +60,7 @@ pub fn manifest() -> Manifest {
 }
 
 fn log_outcome(operation: &str, warnings: &Warnings, notes: &[String]) {
-    for (message, count) in warnings.entries() {
-        let count = count.to_string();
-        log::log(
-            log::Level::Warn,
-            message,
-            &[("operation", operation), ("count", &count)],
-        );
-    }
+    warnings.log(operation);
     for note in notes {
         log::log(log::Level::Info, note, &[("operation", operation)]);
     }

@@ -12,9 +12,8 @@ use std::net::IpAddr;
 
 use portcullis_sdk::json_type_name;
 use portcullis_sdk::prelude::*;
+use portcullis_sdk::warnings::Warnings;
 use serde_json::Map;
-
-use crate::warnings::Warnings;
 
 /// Most observables kept per event (a hostile alert cannot blow up an event).
 pub const MAX_OBSERVABLES: usize = 256;

@@ -271,7 +271,7 @@ fn attack_ids_are_checked_and_normalised() {
 
 #[test]
 fn alert_becomes_an_alert_event() {
-    let mut w = warnings::Warnings::default();
+    let mut w = Warnings::default();
     let a = full_alert();
     let (e, time) = mapping::map_alert(&a, ts(NOW), &mut w).unwrap_or_else(|r| panic!("{r}"));
     assert!(w.is_empty(), "{w:?}");
@@ -343,7 +343,7 @@ fn alert_becomes_an_alert_event() {
 
 #[test]
 fn odd_alerts_are_mapped_or_skipped_with_a_reason() {
-    let mut w = warnings::Warnings::default();
+    let mut w = Warnings::default();
     let now = ts(NOW);
     let (e, time) = mapping::map_alert(&json!({"id": 7, "severity": "p1"}), now, &mut w)
         .unwrap_or_else(|r| panic!("{r}"));
@@ -367,7 +367,7 @@ fn odd_alerts_are_mapped_or_skipped_with_a_reason() {
         }
     }
 
-    let mut w = warnings::Warnings::default();
+    let mut w = Warnings::default();
     let (e, _) = mapping::map_alert(
         &json!({"id": "a", "severity": "low", "created_at": "2025-01-01T00:00:00Z",
                 "mitre_attack": ["T1486", "not-an-id", 5], "raw_event_ids": "evt-1"}),
@@ -387,7 +387,7 @@ fn observables_are_capped() {
         .map(|i| format!("10.0.{}.{}", i / 250, i % 250))
         .collect();
     let a = json!({"id": "big", "severity": "low", "created_at": NOW, "raw_event": {"ips": ips}});
-    let mut w = warnings::Warnings::default();
+    let mut w = Warnings::default();
     let (e, _) = mapping::map_alert(&a, ts(NOW), &mut w).unwrap_or_else(|r| panic!("{r}"));
     assert_eq!(e.observables.len(), mapping::MAX_OBSERVABLES);
 }
