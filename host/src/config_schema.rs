@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// One problem with one configuration field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// RFC 6901 JSON Pointer to the field (`""` = the whole document).
     pub path: String,

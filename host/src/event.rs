@@ -6,7 +6,19 @@ use serde::{Deserialize, Serialize};
 use crate::runtime::bindings::latest::portcullis::connector::types as wit;
 
 /// OCSF `severity_id` with its label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// 0 — Unknown.
@@ -60,7 +72,7 @@ impl From<wit::Severity> for Severity {
 }
 
 /// Unified event kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     /// A detection or alarm.
@@ -94,7 +106,7 @@ impl From<wit::EventKind> for EventKind {
 }
 
 /// A value worth pivoting on (ip, domain, hash, CVE, wallet address, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Observable {
     /// Observable type, kebab-case (`ip`, `sha256`, `wallet-address`, ...).
     #[serde(rename = "type")]
@@ -127,7 +139,7 @@ fn observable_kind_name(k: wit::ObservableKind) -> &'static str {
 }
 
 /// One normalised event as the host stores, prints and forwards it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Dedup key, unique per source connector.
     pub id: String,
@@ -146,6 +158,7 @@ pub struct Event {
     /// Pivotable values.
     pub observables: Vec<Observable>,
     /// Normalised fields (a JSON object).
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
     /// The original record.
     pub raw: String,

@@ -7,7 +7,7 @@ use crate::broker::host_pattern::{HostPattern, HostPatternError};
 use crate::runtime::bindings::latest::portcullis::connector::types as wit;
 
 /// Connector category.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
     /// Security information and event management.
@@ -47,7 +47,7 @@ impl From<wit::Category> for Category {
 }
 
 /// Credential kinds the host can inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CredentialKind {
     /// `Authorization: Bearer`.
@@ -84,7 +84,7 @@ impl From<wit::CredentialKind> for CredentialKind {
 }
 
 /// A credential slot a plugin declares.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CredentialSlot {
     /// Slot name the plugin uses in requests.
     pub name: String,
@@ -97,7 +97,7 @@ pub struct CredentialSlot {
 }
 
 /// A plugin's manifest, validated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Manifest {
     /// Plugin id (`[a-z0-9][a-z0-9-]*`).
     pub id: String,
@@ -110,6 +110,7 @@ pub struct Manifest {
     /// Description.
     pub description: String,
     /// JSON Schema of the connector configuration.
+    #[schema(value_type = Object)]
     pub config_schema: serde_json::Value,
     /// Host patterns the plugin asks to reach.
     pub hosts: Vec<String>,

@@ -6,10 +6,14 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::openapi::Items;
 use super::{ApiError, AppState, Caller};
+use crate::management::model::{ConnectorRecord, Revision};
 use crate::management::{ConnectorFilter, ConnectorInput, ConnectorPatch};
+use crate::runtime::TestReport;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -24,7 +28,50 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/orgs/{org}/connectors/{id}/revisions", get(revisions))
 }
 
-async fn create(
+/// One page of connectors.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ConnectorPage {
+    /// Connectors of this page.
+    items: Vec<ConnectorRecord>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// A connector after an update, with the capability diff when its plugin version changed.
+#[derive(Serialize, ToSchema)]
+pub(super) struct UpdatedConnector {
+    #[serde(flatten)]
+    record: ConnectorRecord,
+    /// Hosts, credential slots and push input added or removed by a plugin version change
+    /// (`from`, `to`, `hosts_added`, `hosts_removed`, `credential_slots_added`,
+    /// `credential_slots_removed`, `accepts_push`, `note`). New hosts are never granted
+    /// automatically.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    capability_diff: Option<serde_json::Value>,
+}
+
+/// Create a connector (operator). Starts disabled unless `enabled` is true.
+#[utoipa::path(
+    post,
+    path = "/v1/orgs/{org}/connectors",
+    tag = "connectors",
+    operation_id = "createConnector",
+    params(("org" = String, Path, description = "Organisation id")),
+    request_body = ConnectorInput,
+    responses(
+        (status = 201, description = "The connector (revision 1)", body = ConnectorRecord),
+        (status = 400, description = "Malformed JSON or unknown fields", body = ApiError, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "A viewer token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation (or another org's)", body = ApiError, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ApiError, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid configuration, grants, credentials or schedule (field errors)", body = ApiError, content_type = "application/problem+json"),
+        (status = 502, description = "The plugin's `validate-config` failed", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<String>, PathRejection>,
@@ -36,7 +83,23 @@ async fn create(
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
-async fn list(
+/// Connectors of the organisation, filtered, one page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/orgs/{org}/connectors",
+    tag = "connectors",
+    operation_id = "listConnectors",
+    params(("org" = String, Path, description = "Organisation id"), ConnectorFilter),
+    responses(
+        (status = 200, description = "One page of connectors", body = ConnectorPage),
+        (status = 400, description = "Bad query (unknown parameter, non-numeric limit)", body = ApiError, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation (or another org's)", body = ApiError, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter value (field errors)", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn list(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<String>, PathRejection>,
@@ -44,11 +107,28 @@ async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     let Path(org) = path?;
     let Query(filter) = q?;
-    let (items, next) = s.service().list_connectors(&p, &org, &filter)?;
-    Ok(Json(json!({"items": items, "next_cursor": next})))
+    let (items, next_cursor) = s.service().list_connectors(&p, &org, &filter)?;
+    Ok(Json(ConnectorPage { items, next_cursor }))
 }
 
-async fn read(
+/// One connector.
+#[utoipa::path(
+    get,
+    path = "/v1/orgs/{org}/connectors/{id}",
+    tag = "connectors",
+    operation_id = "getConnector",
+    params(
+        ("org" = String, Path, description = "Organisation id"),
+        ("id" = String, Path, description = "Connector id"),
+    ),
+    responses(
+        (status = 200, description = "The connector", body = ConnectorRecord),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or connector", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn read(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -57,7 +137,31 @@ async fn read(
     Ok(Json(s.service().get_connector(&p, &org, &id)?))
 }
 
-async fn update(
+/// Change a connector (operator): every change is a new revision. Changing
+/// `plugin_version` upgrades (or downgrades) and answers the capability diff.
+#[utoipa::path(
+    patch,
+    path = "/v1/orgs/{org}/connectors/{id}",
+    tag = "connectors",
+    operation_id = "updateConnector",
+    params(
+        ("org" = String, Path, description = "Organisation id"),
+        ("id" = String, Path, description = "Connector id"),
+    ),
+    request_body = ConnectorPatch,
+    responses(
+        (status = 200, description = "The connector", body = UpdatedConnector),
+        (status = 400, description = "Malformed JSON or unknown fields", body = ApiError, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "A viewer token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or connector", body = ApiError, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ApiError, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (field errors)", body = ApiError, content_type = "application/problem+json"),
+        (status = 502, description = "The plugin's `validate-config` failed", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn update(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -65,15 +169,32 @@ async fn update(
 ) -> Result<impl IntoResponse, ApiError> {
     let Path((org, id)) = path?;
     let Json(body) = body?;
-    let (rec, diff) = s.service().update_connector(&p, &org, &id, body).await?;
-    let mut doc = serde_json::to_value(rec).unwrap_or_default();
-    if let Some(d) = diff {
-        doc["capability_diff"] = d;
-    }
-    Ok(Json(doc))
+    let (record, capability_diff) = s.service().update_connector(&p, &org, &id, body).await?;
+    Ok(Json(UpdatedConnector {
+        record,
+        capability_diff,
+    }))
 }
 
-async fn remove(
+/// Delete a connector with its revisions and cursor (operator).
+#[utoipa::path(
+    delete,
+    path = "/v1/orgs/{org}/connectors/{id}",
+    tag = "connectors",
+    operation_id = "deleteConnector",
+    params(
+        ("org" = String, Path, description = "Organisation id"),
+        ("id" = String, Path, description = "Connector id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "A viewer token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or connector", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn remove(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -83,7 +204,26 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn enable(
+/// Enable a connector (operator): ingestion resumes from its saved cursor.
+#[utoipa::path(
+    post,
+    path = "/v1/orgs/{org}/connectors/{id}/enable",
+    tag = "connectors",
+    operation_id = "enableConnector",
+    params(
+        ("org" = String, Path, description = "Organisation id"),
+        ("id" = String, Path, description = "Connector id"),
+    ),
+    responses(
+        (status = 200, description = "The connector", body = ConnectorRecord),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "A viewer token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or connector", body = ApiError, content_type = "application/problem+json"),
+        (status = 409, description = "Its plugin version is not installed", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn enable(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -92,7 +232,26 @@ async fn enable(
     Ok(Json(s.service().set_enabled(&p, &org, &id, true).await?))
 }
 
-async fn disable(
+/// Disable a connector (operator): ingestion stops; config, credentials, grants, cursor
+/// and history stay.
+#[utoipa::path(
+    post,
+    path = "/v1/orgs/{org}/connectors/{id}/disable",
+    tag = "connectors",
+    operation_id = "disableConnector",
+    params(
+        ("org" = String, Path, description = "Organisation id"),
+        ("id" = String, Path, description = "Connector id"),
+    ),
+    responses(
+        (status = 200, description = "The connector", body = ConnectorRecord),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "A viewer token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or connector", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn disable(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -101,7 +260,27 @@ async fn disable(
     Ok(Json(s.service().set_enabled(&p, &org, &id, false).await?))
 }
 
-async fn test(
+/// Run the plugin's `test-connection` in the sandbox (operator); allowed on a disabled
+/// connector. A failing upstream is a report with failed stages, not an error.
+#[utoipa::path(
+    post,
+    path = "/v1/orgs/{org}/connectors/{id}/test",
+    tag = "connectors",
+    operation_id = "testConnector",
+    params(
+        ("org" = String, Path, description = "Organisation id"),
+        ("id" = String, Path, description = "Connector id"),
+    ),
+    responses(
+        (status = 200, description = "Stages (auth, sample, ...), latency and up to 3 sample events", body = TestReport),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "A viewer token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or connector, or its plugin version is not installed", body = ApiError, content_type = "application/problem+json"),
+        (status = 409, description = "The connector's grants cannot be bound", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn test(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -110,13 +289,30 @@ async fn test(
     Ok(Json(s.service().test_connector(&p, &org, &id).await?))
 }
 
-async fn revisions(
+/// Configuration revisions of a connector, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/orgs/{org}/connectors/{id}/revisions",
+    tag = "connectors",
+    operation_id = "connectorRevisions",
+    params(
+        ("org" = String, Path, description = "Organisation id"),
+        ("id" = String, Path, description = "Connector id"),
+    ),
+    responses(
+        (status = 200, description = "Revisions with author, time and configuration", body = Items<Revision>),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or connector", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn revisions(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Path((org, id)) = path?;
-    Ok(Json(
-        json!({"items": s.service().revisions(&p, &org, &id)?}),
-    ))
+    Ok(Json(Items {
+        items: s.service().revisions(&p, &org, &id)?,
+    }))
 }

@@ -8,15 +8,28 @@ use serde::Serialize;
 use crate::config_schema::FieldError;
 use crate::management::ServiceError;
 
-/// A problem document.
-#[derive(Debug, Serialize)]
+/// A problem document (RFC 9457, `application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "https://portcullis.dev/problems/invalid-input",
+    "title": "invalid input",
+    "status": 422,
+    "detail": "1 invalid field(s)",
+    "errors": [{"path": "/config/base_url", "message": "5 is not of type \"string\""}]
+}))]
 pub struct ApiError {
+    /// URI identifying the problem type.
     #[serde(rename = "type")]
     kind: String,
+    /// Short summary of the problem type.
     title: String,
+    /// The HTTP status code.
     #[serde(serialize_with = "ser_status")]
+    #[schema(value_type = u16)]
     status: StatusCode,
+    /// What went wrong in this occurrence.
     detail: String,
+    /// Field-level errors, each with an RFC 6901 JSON Pointer (omitted when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<FieldError>,
 }

@@ -1,9 +1,12 @@
-//! The HTTP API: REST under `/v1` (JSON; errors as RFC 9457 problem+json), `/healthz`,
-//! `/readyz`. One [`router`] builds it over an [`AppState`]; handlers are grouped per
-//! resource; every error goes through [`ApiError`].
+//! The HTTP API: REST under `/v1` (JSON; errors as RFC 9457 problem+json; its OpenAPI 3.1
+//! document at `/v1/openapi.json`), GraphQL at `/graphql`, `/healthz`, `/readyz`. One
+//! [`router`] builds it over an [`AppState`]; handlers are grouped per resource; every REST
+//! error goes through [`ApiError`].
 
 mod connectors;
 mod error;
+pub mod graphql;
+pub mod openapi;
 mod orgs;
 mod plugins;
 
@@ -116,6 +119,14 @@ async fn request_id(State(state): State<AppState>, req: Request, next: Next) -> 
     resp
 }
 
+/// Liveness.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    operation_id = "healthz",
+    responses((status = 200, description = "The process is up", body = openapi::Status)),
+)]
 async fn healthz() -> impl IntoResponse {
     (
         StatusCode::OK,
@@ -123,6 +134,17 @@ async fn healthz() -> impl IntoResponse {
     )
 }
 
+/// Readiness: startup (store, bundled plugins) is complete.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "service",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready", body = openapi::Status),
+        (status = 503, description = "Startup still in progress", body = ApiError, content_type = "application/problem+json"),
+    ),
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.0.ready.load(Ordering::Relaxed) {
         (
@@ -150,11 +172,13 @@ pub fn router(state: AppState) -> Router {
         .merge(orgs::routes())
         .merge(connectors::routes())
         .merge(plugins::routes())
+        .route("/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/v1", v1)
+        .merge(graphql::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY)))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -6,11 +6,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::openapi::Items;
 use super::{ApiError, AppState, Caller};
-use crate::management::model::Role;
+use crate::management::model::{AuditRecord, Org, Role, TokenRecord};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -22,14 +23,35 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/audit", get(platform_audit))
 }
 
-#[derive(Deserialize)]
+/// Body of `POST /v1/orgs`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewOrg {
+pub(super) struct NewOrg {
+    /// Slug id (`[a-z0-9][a-z0-9-]{0,62}`).
     id: String,
+    /// Display name (1-200 characters).
     name: String,
 }
 
-async fn create_org(
+/// Create an organisation (platform admin).
+#[utoipa::path(
+    post,
+    path = "/v1/orgs",
+    tag = "orgs",
+    operation_id = "createOrg",
+    request_body = NewOrg,
+    responses(
+        (status = 201, description = "The organisation", body = Org),
+        (status = 400, description = "Malformed JSON or unknown fields", body = ApiError, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "Not the platform admin token", body = ApiError, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken", body = ApiError, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ApiError, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid id or name (field errors)", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn create_org(
     State(s): State<AppState>,
     Caller(p): Caller,
     body: Result<Json<NewOrg>, JsonRejection>,
@@ -39,14 +61,42 @@ async fn create_org(
     Ok((StatusCode::CREATED, Json(org)))
 }
 
-async fn list_orgs(
+/// Organisations visible to the caller (an org token sees only its own).
+#[utoipa::path(
+    get,
+    path = "/v1/orgs",
+    tag = "orgs",
+    operation_id = "listOrgs",
+    responses(
+        (status = 200, description = "Organisations", body = Items<Org>),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn list_orgs(
     State(s): State<AppState>,
     Caller(p): Caller,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({"items": s.service().list_orgs(&p)?})))
+    Ok(Json(Items {
+        items: s.service().list_orgs(&p)?,
+    }))
 }
 
-async fn get_org(
+/// One organisation.
+#[utoipa::path(
+    get,
+    path = "/v1/orgs/{org}",
+    tag = "orgs",
+    operation_id = "getOrg",
+    params(("org" = String, Path, description = "Organisation id")),
+    responses(
+        (status = 200, description = "The organisation", body = Org),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation (or another org's)", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn get_org(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<String>, PathRejection>,
@@ -55,14 +105,47 @@ async fn get_org(
     Ok(Json(s.service().get_org(&p, &org)?))
 }
 
-#[derive(Deserialize)]
+/// Body of `POST /v1/orgs/{org}/tokens`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(super) struct NewToken {
+    /// Label (1-200 characters).
     name: String,
+    /// Role of the new token.
     role: Role,
 }
 
-async fn create_token(
+/// A token just created: its record, and the token itself (shown once).
+#[derive(Serialize, ToSchema)]
+pub(super) struct CreatedToken {
+    #[serde(flatten)]
+    record: TokenRecord,
+    /// The bearer token. Shown once; only its hash is stored.
+    token: String,
+    /// A reminder of the above.
+    note: String,
+}
+
+/// Create a token of the organisation (org admin or platform admin).
+#[utoipa::path(
+    post,
+    path = "/v1/orgs/{org}/tokens",
+    tag = "orgs",
+    operation_id = "createToken",
+    params(("org" = String, Path, description = "Organisation id")),
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "The token record and the token (shown once)", body = CreatedToken),
+        (status = 400, description = "Malformed JSON, unknown fields or an unknown role", body = ApiError, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation (or another org's)", body = ApiError, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ApiError, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name (field errors)", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn create_token(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<String>, PathRejection>,
@@ -70,26 +153,65 @@ async fn create_token(
 ) -> Result<impl IntoResponse, ApiError> {
     let Path(org) = path?;
     let Json(body) = body?;
-    let (rec, token) = s
+    let (record, token) = s
         .service()
         .create_token(&p, &org, &body.name, body.role)
         .await?;
-    let mut doc = serde_json::to_value(rec).unwrap_or_default();
-    doc["token"] = json!(token);
-    doc["note"] = json!("the token is shown once; only its hash is stored");
-    Ok((StatusCode::CREATED, Json(doc)))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            record,
+            token,
+            note: "the token is shown once; only its hash is stored".into(),
+        }),
+    ))
 }
 
-async fn list_tokens(
+/// Tokens of the organisation (metadata only; never a token or its hash).
+#[utoipa::path(
+    get,
+    path = "/v1/orgs/{org}/tokens",
+    tag = "orgs",
+    operation_id = "listTokens",
+    params(("org" = String, Path, description = "Organisation id")),
+    responses(
+        (status = 200, description = "Token records", body = Items<TokenRecord>),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation (or another org's)", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn list_tokens(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Path(org) = path?;
-    Ok(Json(json!({"items": s.service().list_tokens(&p, &org)?})))
+    Ok(Json(Items {
+        items: s.service().list_tokens(&p, &org)?,
+    }))
 }
 
-async fn delete_token(
+/// Revoke a token of the organisation.
+#[utoipa::path(
+    delete,
+    path = "/v1/orgs/{org}/tokens/{id}",
+    tag = "orgs",
+    operation_id = "deleteToken",
+    params(
+        ("org" = String, Path, description = "Organisation id"),
+        ("id" = String, Path, description = "Token id (`tok_...`)"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or token", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn delete_token(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -99,13 +221,31 @@ async fn delete_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// Query of the audit endpoints.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    /// Most records to return, newest first (default 100, at most 1000).
     limit: Option<usize>,
 }
 
-async fn org_audit(
+/// Audit records of the organisation, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/orgs/{org}/audit",
+    tag = "audit",
+    operation_id = "orgAudit",
+    params(("org" = String, Path, description = "Organisation id"), AuditQuery),
+    responses(
+        (status = 200, description = "Audit records", body = Items<AuditRecord>),
+        (status = 400, description = "Bad query", body = ApiError, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation (or another org's)", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn org_audit(
     State(s): State<AppState>,
     Caller(p): Caller,
     path: Result<Path<String>, PathRejection>,
@@ -113,18 +253,33 @@ async fn org_audit(
 ) -> Result<impl IntoResponse, ApiError> {
     let Path(org) = path?;
     let Query(q) = q?;
-    Ok(Json(
-        json!({"items": s.service().audit(&p, Some(&org), q.limit.unwrap_or(100))?}),
-    ))
+    Ok(Json(Items {
+        items: s.service().audit(&p, Some(&org), q.limit.unwrap_or(100))?,
+    }))
 }
 
-async fn platform_audit(
+/// Audit records of the whole platform, newest first (platform admin).
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    operation_id = "platformAudit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Audit records", body = Items<AuditRecord>),
+        (status = 400, description = "Bad query", body = ApiError, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ApiError, content_type = "application/problem+json"),
+        (status = 403, description = "Not the platform admin token", body = ApiError, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn platform_audit(
     State(s): State<AppState>,
     Caller(p): Caller,
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = q?;
-    Ok(Json(
-        json!({"items": s.service().audit(&p, None, q.limit.unwrap_or(100))?}),
-    ))
+    Ok(Json(Items {
+        items: s.service().audit(&p, None, q.limit.unwrap_or(100))?,
+    }))
 }

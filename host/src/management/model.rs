@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::manifest::Manifest;
+use crate::manifest::{CredentialSlot, Manifest};
+use crate::runtime::TestStage;
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read only.
@@ -44,7 +46,7 @@ impl Principal {
 }
 
 /// An organisation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Org {
     /// Slug id.
     pub id: String,
@@ -57,7 +59,7 @@ pub struct Org {
 }
 
 /// An API token (stored by hash only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TokenRecord {
     /// Public id.
     pub id: String,
@@ -67,8 +69,9 @@ pub struct TokenRecord {
     pub org: Option<String>,
     /// Role.
     pub role: Role,
-    /// sha256 of the token (hex).
+    /// sha256 of the token (hex); cleared before a record leaves the service.
     #[serde(skip_serializing_if = "String::is_empty", default)]
+    #[schema(ignore)]
     pub hash: String,
     /// RFC 3339.
     pub created_at: String,
@@ -77,7 +80,7 @@ pub struct TokenRecord {
 }
 
 /// An installed plugin version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PluginRecord {
     /// Plugin id.
     pub id: String,
@@ -101,8 +104,34 @@ pub struct PluginRecord {
     pub bundled: bool,
 }
 
+impl PluginRecord {
+    /// What the plugin asks for, for audit before it is granted.
+    pub fn capabilities(&self) -> PluginCapabilities {
+        PluginCapabilities {
+            hosts: self.manifest.hosts.clone(),
+            credential_slots: self.manifest.credential_slots.clone(),
+            accepts_push: self.manifest.accepts_push,
+            imports: self.imports.clone(),
+        }
+    }
+}
+
+/// The capabilities a plugin requests (hosts, credential slots and kinds, push input) and
+/// the host interfaces it imports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PluginCapabilities {
+    /// Host patterns it asks to reach.
+    pub hosts: Vec<String>,
+    /// Credential slots it asks for, with accepted kinds.
+    pub credential_slots: Vec<CredentialSlot>,
+    /// Whether it accepts pushed input (`normalize`).
+    pub accepts_push: bool,
+    /// Imports of the component.
+    pub imports: Vec<String>,
+}
+
 /// Which plugin version a connector runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PluginRef {
     /// Plugin id.
     pub id: String,
@@ -111,13 +140,14 @@ pub struct PluginRef {
 }
 
 /// The configurable part of a connector (what a revision captures).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectorSpec {
     /// Display name.
     pub name: String,
     /// Plugin.
     pub plugin: PluginRef,
     /// Configuration (validated by the plugin's schema and `validate-config`).
+    #[schema(value_type = Object)]
     pub config: serde_json::Value,
     /// Credential slot → credential name (never a value).
     pub credentials: BTreeMap<String, String>,
@@ -128,7 +158,7 @@ pub struct ConnectorSpec {
 }
 
 /// Health state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthState {
     /// Not yet observed.
@@ -144,7 +174,7 @@ pub enum HealthState {
 }
 
 /// Health with reason codes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     /// State.
     pub state: HealthState,
@@ -155,7 +185,7 @@ pub struct Health {
 }
 
 /// A configured connector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectorRecord {
     /// Id.
     pub id: String,
@@ -178,13 +208,14 @@ pub struct ConnectorRecord {
     pub updated_at: String,
     /// Actor.
     pub updated_by: String,
-    /// Last connection test, if any.
+    /// Last connection test, if any (a [`LastTest`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LastTest>)]
     pub last_test: Option<serde_json::Value>,
 }
 
 /// One configuration revision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Revision {
     /// Revision number (1-based).
     pub revision: u64,
@@ -199,7 +230,7 @@ pub struct Revision {
 }
 
 /// One audit record (never a secret value).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditRecord {
     /// Id (sortable).
     pub id: String,
@@ -217,5 +248,21 @@ pub struct AuditRecord {
     pub outcome: String,
     /// Extra, non-secret detail.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Option<Object>)]
     pub detail: serde_json::Value,
+}
+
+/// The last connection test of a connector, kept on its record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LastTest {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who ran it.
+    pub by: String,
+    /// Every stage passed.
+    pub ok: bool,
+    /// Host-measured latency of the whole call.
+    pub latency_ms: u64,
+    /// Stages.
+    pub stages: Vec<TestStage>,
 }

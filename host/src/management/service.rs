@@ -72,7 +72,7 @@ impl ServiceError {
 type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 /// Body of `POST /v1/orgs/{org}/connectors`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorInput {
     /// Display name.
@@ -82,8 +82,9 @@ pub struct ConnectorInput {
     /// Plugin version (default: newest installed).
     #[serde(default)]
     pub plugin_version: Option<String>,
-    /// Configuration.
+    /// Configuration (default `{}`).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub config: serde_json::Value,
     /// Slot → credential name.
     #[serde(default)]
@@ -104,7 +105,7 @@ fn empty_object() -> serde_json::Value {
 }
 
 /// Body of `PATCH /v1/orgs/{org}/connectors/{id}`: every field optional.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorPatch {
     /// New name.
@@ -115,6 +116,7 @@ pub struct ConnectorPatch {
     pub plugin_version: Option<String>,
     /// Replace the configuration.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub config: Option<serde_json::Value>,
     /// Replace the credential bindings.
     #[serde(default)]
@@ -128,27 +130,32 @@ pub struct ConnectorPatch {
 }
 
 /// Filters of the connector list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConnectorFilter {
     /// Plugin category.
+    #[param(value_type = Option<crate::manifest::Category>)]
     pub category: Option<String>,
     /// `enabled` or `disabled`.
+    #[param(pattern = "^(enabled|disabled)$")]
     pub status: Option<String>,
     /// Health state.
+    #[param(value_type = Option<HealthState>)]
     pub health: Option<String>,
     /// Plugin id.
     pub plugin: Option<String>,
     /// Substring of the name (case-insensitive).
     pub q: Option<String>,
     /// Page size (default 50, max 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,
 }
 
 /// Result of unloading a plugin.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginDeleteOutcome {
     /// Versions removed.
     pub removed: Vec<String>,
@@ -796,6 +803,12 @@ impl ManagementService {
         format!("conn/{org}/{id}")
     }
 
+    /// The list cursor that points at connector `id` of `org`: a page asked for with this
+    /// cursor starts right after that connector (the form `next_cursor` has).
+    pub fn connector_cursor(org: &str, id: &str) -> String {
+        Self::connector_key(org, id)
+    }
+
     fn get_connector_record(&self, org: &str, id: &str) -> Result<ConnectorRecord> {
         self.store
             .get_json(&Self::connector_key(org, id))?
@@ -1299,10 +1312,14 @@ impl ManagementService {
         };
         let _g = self.write.lock().await;
         if let Ok(mut cur) = self.get_connector_record(org, id) {
-            cur.last_test = Some(serde_json::json!({
-                "at": now(), "by": p.actor(), "ok": report.ok, "latency_ms": report.latency_ms,
-                "stages": report.stages,
-            }));
+            cur.last_test = serde_json::to_value(LastTest {
+                at: now(),
+                by: p.actor(),
+                ok: report.ok,
+                latency_ms: report.latency_ms,
+                stages: report.stages.clone(),
+            })
+            .ok();
             let audit = self.audit_op(
                 &p.actor(),
                 Some(org),

@@ -117,19 +117,61 @@ pub struct Entry {
 
 macro_rules! cef_dictionary {
     ($( $short:literal => $full:literal, $ty:ident, $role:ident; )*) => {
-        /// The CEF dictionary entry for `key` (its short CEF key or its full name;
-        /// case-sensitive, as CEF keys are).
-        #[allow(unreachable_patterns)]
-        pub fn cef(key: &str) -> Option<Entry> {
-            match key {
-                $( $short | $full => Some(Entry { full: $full, ty: Ty::$ty, role: Role::$role }), )*
-                _ => None,
-            }
-        }
+        /// Every entry: `(short key, entry)`.
+        const CEF_ENTRIES: &[(&str, Entry)] = &[
+            $( ($short, Entry { full: $full, ty: Ty::$ty, role: Role::$role }), )*
+        ];
 
         /// Every `(short key, full name)` of the CEF dictionary.
         pub const CEF_KEYS: &[(&str, &str)] = &[ $( ($short, $full), )* ];
     };
+}
+
+/// FNV-1a, enough for a fixed table of short ASCII keys.
+#[derive(Clone, Copy, Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
+
+/// Short keys and full names → entry, built once.
+fn cef_table() -> &'static std::collections::HashMap<&'static str, Entry, FnvBuild> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<&'static str, Entry, FnvBuild>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut m = std::collections::HashMap::with_capacity_and_hasher(
+            CEF_ENTRIES.len() * 2,
+            FnvBuild::default(),
+        );
+        for (short, e) in CEF_ENTRIES {
+            m.insert(*short, *e);
+            m.insert(e.full, *e);
+        }
+        m
+    })
+}
+
+/// The CEF dictionary entry for `key` (its short CEF key or its full name;
+/// case-sensitive, as CEF keys are).
+#[inline]
+pub fn cef(key: &str) -> Option<Entry> {
+    cef_table().get(key).copied()
 }
 
 cef_dictionary! {

@@ -292,7 +292,7 @@ fn first_unescaped_eq(pair: &str) -> Option<usize> {
 /// Decodes `\=` (the only escape LEEF values use; other backslashes, e.g. in Windows
 /// paths, are data).
 fn unescape(v: &str) -> Cow<'_, str> {
-    if v.contains("\\=") {
+    if v.as_bytes().contains(&b'\\') && v.contains("\\=") {
         Cow::Owned(v.replace("\\=", "="))
     } else {
         Cow::Borrowed(v)

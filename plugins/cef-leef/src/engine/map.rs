@@ -121,17 +121,39 @@ pub fn severity(s: &str) -> Option<(u8, &'static str)> {
 }
 
 /// Inserts `value` under `key`, turning repeated keys into an array.
-fn insert_multi(map: &mut Map<String, Value>, key: &str, value: Value) {
-    match map.get_mut(key) {
-        None => {
-            map.insert(key.to_string(), value);
+fn insert_multi(map: &mut Map<String, Value>, key: String, value: Value) {
+    use serde_json::map::Entry;
+    match map.entry(key) {
+        Entry::Vacant(v) => {
+            v.insert(value);
         }
-        Some(Value::Array(list)) => list.push(value),
-        Some(existing) => {
-            let first = existing.take();
-            *existing = Value::Array(vec![first, value]);
-        }
+        Entry::Occupied(mut o) => match o.get_mut() {
+            Value::Array(list) => list.push(value),
+            existing => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+        },
     }
+}
+
+/// The full name of a custom-field key (`cs4Label` → `deviceCustomString4Label`).
+fn custom_full_name(c: Custom) -> String {
+    let prefix = c.family.full();
+    let mut s = String::with_capacity(prefix.len() + 9);
+    s.push_str(prefix);
+    push_u16(&mut s, c.n);
+    if c.label {
+        s.push_str("Label");
+    }
+    s
+}
+
+fn push_u16(s: &mut String, n: u16) {
+    if n >= 10 {
+        push_u16(s, n / 10);
+    }
+    s.push(char::from(b'0' + (n % 10) as u8));
 }
 
 fn put(map: &mut Map<String, Value>, key: &str, value: impl Into<Value>) {
@@ -266,42 +288,47 @@ impl<'p, 'w> Mapper<'p, 'w> {
             self.observe(ObsKind::Ip, v);
         } else if names_a_user(name) {
             self.observe(ObsKind::User, v);
-        } else if is_url(v) {
-            self.observe(ObsKind::Url, v);
-        } else if names_a_hash(name)
-            && let Some(a) = hash_algo(v)
+        } else if let Some(a) = hash_algo(v)
+            && names_a_hash(name)
         {
             self.observe(ObsKind::of_hash(a), v);
+        } else if is_url(v) {
+            self.observe(ObsKind::Url, v);
         }
     }
 
     fn pair(&mut self, source: Source, key: &'p str, value: &'p str) {
         match source {
             Source::Cef => {
-                if let Some(c) = dict::custom(key) {
-                    let full = format!(
-                        "{}{}{}",
-                        c.family.full(),
-                        c.n,
-                        if c.label { "Label" } else { "" }
+                if let Some(e) = dict::cef(key) {
+                    insert_multi(
+                        &mut self.ext,
+                        e.full.to_string(),
+                        Value::String(value.to_string()),
                     );
-                    insert_multi(&mut self.ext, &full, Value::String(value.to_string()));
+                    self.apply(e.ty, e.role, key, value);
+                } else if let Some(c) = dict::custom(key) {
+                    insert_multi(
+                        &mut self.ext,
+                        custom_full_name(c),
+                        Value::String(value.to_string()),
+                    );
                     self.customs.push((c, value));
-                    return;
-                }
-                match dict::cef(key) {
-                    Some(e) => {
-                        insert_multi(&mut self.ext, e.full, Value::String(value.to_string()));
-                        self.apply(e.ty, e.role, key, value);
-                    }
-                    None => {
-                        insert_multi(&mut self.ext, key, Value::String(value.to_string()));
-                        self.sniff(key, value.trim());
-                    }
+                } else {
+                    insert_multi(
+                        &mut self.ext,
+                        key.to_string(),
+                        Value::String(value.to_string()),
+                    );
+                    self.sniff(key, value.trim());
                 }
             }
             Source::Leef => {
-                insert_multi(&mut self.ext, key, Value::String(value.to_string()));
+                insert_multi(
+                    &mut self.ext,
+                    key.to_string(),
+                    Value::String(value.to_string()),
+                );
                 // Predefined LEEF attributes first; many LEEF producers also use CEF
                 // dictionary keys (`suser`, `shost`, `act`, `msg`, ...), which keep
                 // their CEF meaning.
@@ -559,7 +586,7 @@ impl<'p, 'w> Mapper<'p, 'w> {
                 .map(|(_, v)| v.trim())
                 .filter(|l| !l.is_empty());
             let v = value.trim();
-            let key = format!("{}{}", c.family.full(), c.n);
+            let key = custom_full_name(Custom { label: false, ..*c });
             let typed = if v.is_empty() {
                 Value::String(String::new())
             } else {
@@ -609,7 +636,7 @@ impl<'p, 'w> Mapper<'p, 'w> {
                 }
             };
             if let Some(label) = label {
-                insert_multi(&mut out, label, typed);
+                insert_multi(&mut out, label.to_string(), typed);
             }
         }
         out
@@ -881,9 +908,25 @@ mod tests {
     #[test]
     fn repeated_keys_become_arrays() {
         let mut m = Map::new();
-        insert_multi(&mut m, "k", Value::from("1"));
-        insert_multi(&mut m, "k", Value::from("two"));
-        insert_multi(&mut m, "k", Value::from(3));
+        insert_multi(&mut m, "k".into(), Value::from("1"));
+        insert_multi(&mut m, "k".into(), Value::from("two"));
+        insert_multi(&mut m, "k".into(), Value::from(3));
+        assert_eq!(
+            custom_full_name(Custom {
+                family: dict::Family::Float,
+                n: 15,
+                label: true
+            }),
+            "deviceCustomFloatingPoint15Label"
+        );
+        assert_eq!(
+            custom_full_name(Custom {
+                family: dict::Family::String,
+                n: 4,
+                label: false
+            }),
+            "deviceCustomString4"
+        );
         assert_eq!(Value::Object(m), serde_json::json!({"k": ["1", "two", 3]}));
     }
 }

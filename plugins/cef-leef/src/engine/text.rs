@@ -132,14 +132,19 @@ pub fn names_a_user(name: &str) -> bool {
         "accountname",
         "account_name",
     ];
-    name.len() <= 12 && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    (4..=12).contains(&name.len()) && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// Whether `s` looks like an absolute URL (`scheme://...`).
 pub fn is_url(s: &str) -> bool {
-    let Some(i) = s.find("://") else {
+    let b = s.as_bytes();
+    // The scheme is at most 16 characters: look for `://` there only.
+    let Some(i) = b.iter().take(17).position(|&c| c == b':') else {
         return false;
     };
+    if !b[i..].starts_with(b"://") {
+        return false;
+    }
     i > 0
         && i <= 16
         && s.as_bytes()[0].is_ascii_alphabetic()
