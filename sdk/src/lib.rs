@@ -6,8 +6,8 @@
 //! ([`http`], [`log`], [`clock`], [`state`]) and helpers for the work every connector
 //! does: RFC 8288 [`link`] headers for pagination, ISO 8601 [`time`] parsing, the
 //! unified [`event`] shape with OCSF severities, typed [`Error`]s, RFC 6901
-//! [`pointer`](mod@pointer) helpers, per-call [`warnings`] with counts, and
-//! [`testing`] doubles to run plugin logic in native tests.
+//! [`pointer`](mod@pointer) helpers, shared [`config`] checks, per-call [`warnings`]
+//! with counts, and [`testing`] doubles to run plugin logic in native tests.
 //!
 //! Build plugins for `wasm32-wasip2` as a `cdylib`. On any other target the host
 //! imports are unreachable (calling them panics), so code that calls them belongs in
@@ -57,6 +57,7 @@
 extern crate self as portcullis_sdk;
 
 pub mod clock;
+pub mod config;
 pub mod connector;
 pub mod error;
 pub mod event;

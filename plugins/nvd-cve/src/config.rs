@@ -3,6 +3,7 @@
 //! plugin declares (`config.schema.json`); this parser repeats the type checks so the
 //! plugin never relies on it, and adds what a schema cannot express (URL parsing).
 
+use portcullis_sdk::config;
 use portcullis_sdk::json_type_name;
 use portcullis_sdk::pointer;
 use portcullis_sdk::prelude::*;
@@ -90,14 +91,7 @@ impl Checker {
     }
 
     fn unknown_keys(&mut self, obj: &Map<String, Value>, base: &str, allowed: &[&str]) {
-        for key in obj.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.err(
-                    &pointer::join(base, key),
-                    format!("unknown field (allowed: {})", allowed.join(", ")),
-                );
-            }
-        }
+        config::unknown_keys(&mut self.errors, obj, base, allowed);
     }
 
     fn string<'a>(
@@ -106,16 +100,7 @@ impl Checker {
         base: &str,
         key: &str,
     ) -> Option<&'a str> {
-        match obj.get(key)? {
-            Value::String(s) => Some(s.as_str()),
-            other => {
-                self.err(
-                    &pointer::join(base, key),
-                    format!("must be a string, found {}", json_type_name(other)),
-                );
-                None
-            }
-        }
+        config::string(&mut self.errors, obj, base, key)
     }
 
     fn boolean(&mut self, obj: &Map<String, Value>, base: &str, key: &str) -> Option<bool> {
@@ -169,15 +154,7 @@ impl Config {
         let mut c = Checker {
             errors: ConfigErrors::new(),
         };
-        let Value::Object(obj) = doc else {
-            return Err(Error::config(
-                "",
-                format!(
-                    "the configuration must be a JSON object, found {}",
-                    json_type_name(doc)
-                ),
-            ));
-        };
+        let obj = config::root_object(doc)?;
         c.unknown_keys(obj, "", TOP_LEVEL);
 
         let endpoint = parse_endpoint(&mut c, obj);

@@ -4,6 +4,7 @@
 //! never relies on the host) and adds what a schema cannot express: URL parsing,
 //! the `https` rule, timestamps and the shape of the extra filter.
 
+use portcullis_sdk::config;
 use portcullis_sdk::json_type_name;
 use portcullis_sdk::pointer;
 use portcullis_sdk::prelude::*;
@@ -101,17 +102,7 @@ impl Checker {
     }
 
     fn string<'a>(&mut self, obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-        match obj.get(key) {
-            None => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(other) => {
-                self.err(
-                    &pointer::join("", key),
-                    format!("must be a string, found {}", json_type_name(other)),
-                );
-                None
-            }
-        }
+        config::string(&mut self.errors, obj, "", key)
     }
 
     fn boolean(&mut self, obj: &Map<String, Value>, key: &str, default: bool) -> bool {
@@ -166,23 +157,8 @@ impl Config {
         let mut c = Checker {
             errors: ConfigErrors::new(),
         };
-        let Value::Object(obj) = doc else {
-            return Err(Error::config(
-                "",
-                format!(
-                    "the configuration must be a JSON object, found {}",
-                    json_type_name(doc)
-                ),
-            ));
-        };
-        for key in obj.keys() {
-            if !TOP_LEVEL.contains(&key.as_str()) {
-                c.err(
-                    &pointer::join("", key),
-                    format!("unknown field (allowed: {})", TOP_LEVEL.join(", ")),
-                );
-            }
-        }
+        let obj = config::root_object(doc)?;
+        config::unknown_keys(&mut c.errors, obj, "", TOP_LEVEL);
 
         let insecure_http = c.boolean(obj, "insecure_http", false);
         let base_url = parse_base_url(&mut c, obj, insecure_http);

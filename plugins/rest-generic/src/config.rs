@@ -6,6 +6,7 @@
 //! a schema cannot: pointer syntax, URL parsing and joining, the credential slot name,
 //! pagination/page-size coherence and parameter-name clashes.
 
+use portcullis_sdk::config;
 use portcullis_sdk::json_type_name;
 use portcullis_sdk::pointer;
 use portcullis_sdk::prelude::*;
@@ -147,14 +148,7 @@ impl Checker {
 
     /// Reports keys of `obj` outside `allowed`.
     fn unknown_keys(&mut self, obj: &Map<String, Value>, base: &str, allowed: &[&str]) {
-        for key in obj.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.err(
-                    &pointer::join(base, key),
-                    format!("unknown field (allowed: {})", allowed.join(", ")),
-                );
-            }
-        }
+        config::unknown_keys(&mut self.errors, obj, base, allowed);
     }
 
     fn string<'a>(
@@ -164,22 +158,11 @@ impl Checker {
         key: &str,
         required: bool,
     ) -> Option<&'a str> {
-        let path = pointer::join(base, key);
-        match obj.get(key) {
-            None if required => {
-                self.err(&path, "required");
-                None
-            }
-            None => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(other) => {
-                self.err(
-                    &path,
-                    format!("must be a string, found {}", json_type_name(other)),
-                );
-                None
-            }
+        if required && !obj.contains_key(key) {
+            self.err(&pointer::join(base, key), "required");
+            return None;
         }
+        config::string(&mut self.errors, obj, base, key)
     }
 
     fn non_empty(

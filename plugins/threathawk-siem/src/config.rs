@@ -4,6 +4,7 @@
 //! `poll` never relies on them) and adds what a schema cannot: URL parsing and the
 //! ISO 8601 time.
 
+use portcullis_sdk::config;
 use portcullis_sdk::json_type_name;
 use portcullis_sdk::pointer;
 use portcullis_sdk::prelude::*;
@@ -78,16 +79,7 @@ impl Checker {
     }
 
     fn string<'a>(&mut self, obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-        match obj.get(key)? {
-            Value::String(s) => Some(s.as_str()),
-            other => {
-                self.err(
-                    &pointer::join("", key),
-                    format!("must be a string, found {}", json_type_name(other)),
-                );
-                None
-            }
-        }
+        config::string(&mut self.errors, obj, "", key)
     }
 
     fn integer(&mut self, obj: &Map<String, Value>, key: &str, min: u32, max: u32) -> Option<u32> {
@@ -164,23 +156,8 @@ impl Config {
         let mut c = Checker {
             errors: ConfigErrors::new(),
         };
-        let Value::Object(obj) = doc else {
-            return Err(Error::config(
-                "",
-                format!(
-                    "the configuration must be a JSON object, found {}",
-                    json_type_name(doc)
-                ),
-            ));
-        };
-        for key in obj.keys() {
-            if !KEYS.contains(&key.as_str()) {
-                c.err(
-                    &pointer::join("", key),
-                    format!("unknown field (allowed: {})", KEYS.join(", ")),
-                );
-            }
-        }
+        let obj = config::root_object(doc)?;
+        config::unknown_keys(&mut c.errors, obj, "", KEYS);
         let urls = parse_base_url(&mut c, obj);
         let status = c.string(obj, "status").and_then(|s| {
             if status_ok(s) {
