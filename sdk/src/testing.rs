@@ -1,5 +1,6 @@
 //! Test doubles for running connector logic natively (no host): a scripted
-//! [`MockTransport`] and a [`ManualClock`].
+//! [`MockTransport`] and a [`ManualClock`]; and [`batch_cursor`] / [`event_ids`] to
+//! look into the [`Batch`] a poll returned.
 //!
 //! ```
 //! use portcullis_sdk::http::{Request, Response};
@@ -14,7 +15,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
+use serde::de::DeserializeOwned;
+
 use crate::clock::Clock;
+use crate::connector::Batch;
 use crate::http::{HttpError, Request, Response, Transport};
 
 type Handler = Box<dyn Fn(&Request) -> Result<Response, HttpError>>;
@@ -144,6 +148,44 @@ impl Clock for ManualClock {
         self.mono_ms.set(v + self.step_ms);
         v
     }
+}
+
+/// The batch's cursor, parsed from its JSON text into the plugin's cursor type.
+///
+/// # Panics
+///
+/// When the batch has no cursor (`no cursor`) or the text does not parse as `T`
+/// (`cursor <text>: <error>`): meant for tests.
+///
+/// ```
+/// use portcullis_sdk::Batch;
+/// use portcullis_sdk::testing::batch_cursor;
+///
+/// let batch = Batch { events: vec![], cursor: Some(r#"{"page":2}"#.into()), more: true };
+/// let cursor: serde_json::Value = batch_cursor(&batch);
+/// assert_eq!(cursor["page"], 2);
+/// ```
+pub fn batch_cursor<T: DeserializeOwned>(batch: &Batch) -> T {
+    let text = batch
+        .cursor
+        .as_deref()
+        .unwrap_or_else(|| panic!("no cursor"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("cursor {text}: {e}"))
+}
+
+/// The ids of the batch's events, in order.
+///
+/// ```
+/// use portcullis_sdk::prelude::*;
+/// use portcullis_sdk::testing::event_ids;
+///
+/// let t = Timestamp::parse("2024-01-01T00:00:00Z").unwrap();
+/// let events = vec![EventBuilder::new("a").build_at(t), EventBuilder::new("b").build_at(t)];
+/// let batch = Batch { events, cursor: None, more: false };
+/// assert_eq!(event_ids(&batch), ["a", "b"]);
+/// ```
+pub fn event_ids(batch: &Batch) -> Vec<&str> {
+    batch.events.iter().map(|e| e.id.as_str()).collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use portcullis_sdk::http::{HttpError, Request, Response};
-use portcullis_sdk::testing::{ManualClock, MockTransport};
+use portcullis_sdk::testing::{self, ManualClock, MockTransport};
 
 use super::*;
 use crate::budget::MemoryKeyValue;
@@ -142,12 +142,7 @@ impl Rig {
 }
 
 fn cursor_of(o: &PollOutcome) -> Cursor {
-    let text = o
-        .batch
-        .cursor
-        .as_deref()
-        .unwrap_or_else(|| panic!("no cursor"));
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("cursor {text}: {e}"))
+    testing::batch_cursor(&o.batch)
 }
 
 fn cursor_text_of(o: &PollOutcome) -> String {

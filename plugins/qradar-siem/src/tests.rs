@@ -2,7 +2,7 @@
 //! `MockTransport`, time through `ManualClock`.
 
 use portcullis_sdk::http::{HttpError, Request, Response};
-use portcullis_sdk::testing::{ManualClock, MockTransport};
+use portcullis_sdk::testing::{self, ManualClock, MockTransport};
 use serde_json::json;
 
 use super::*;
@@ -85,16 +85,11 @@ fn run_poll(c: &Config, cursor: Option<&str>, mock: &MockTransport) -> PollOutco
 }
 
 fn cursor_of(out: &PollOutcome) -> Cursor {
-    let text = out
-        .batch
-        .cursor
-        .as_deref()
-        .unwrap_or_else(|| panic!("no cursor"));
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("cursor {text}: {e}"))
+    testing::batch_cursor(&out.batch)
 }
 
 fn ids(out: &PollOutcome) -> Vec<&str> {
-    out.batch.events.iter().map(|e| e.id.as_str()).collect()
+    testing::event_ids(&out.batch)
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {

@@ -2,7 +2,7 @@
 //! `MockTransport`, time through `ManualClock`.
 
 use portcullis_sdk::http::{HttpError, Response};
-use portcullis_sdk::testing::{ManualClock, MockTransport};
+use portcullis_sdk::testing::{self, ManualClock, MockTransport};
 use serde_json::json;
 
 use super::*;
@@ -39,12 +39,7 @@ fn poll_err(c: &Config, cursor: Option<&str>, mock: &MockTransport) -> Error {
 }
 
 fn cursor_of(out: &PollOutcome) -> Cursor {
-    let text = out
-        .batch
-        .cursor
-        .as_deref()
-        .unwrap_or_else(|| panic!("no cursor"));
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("cursor {text}: {e}"))
+    testing::batch_cursor(&out.batch)
 }
 
 fn text_of(c: &Cursor) -> String {
@@ -52,7 +47,7 @@ fn text_of(c: &Cursor) -> String {
 }
 
 fn ids(out: &PollOutcome) -> Vec<&str> {
-    out.batch.events.iter().map(|e| e.id.as_str()).collect()
+    testing::event_ids(&out.batch)
 }
 
 fn alert(id: &str, created_at: &str) -> Value {
