@@ -262,10 +262,12 @@ pub fn parse_zone(s: &str) -> Option<i32> {
     if let Some((_, h)) = ABBREVIATIONS.iter().find(|(a, _)| upper_eq(a)) {
         return Some(h * 3600);
     }
-    let rest = if t.len() > 3
-        && (t[..3].eq_ignore_ascii_case("GMT") || t[..3].eq_ignore_ascii_case("UTC"))
+    let b = t.as_bytes();
+    let rest = if b.len() > 3
+        && (b[..3].eq_ignore_ascii_case(b"GMT") || b[..3].eq_ignore_ascii_case(b"UTC"))
     {
-        &t[3..]
+        // The first three bytes are ASCII, so byte 3 is a character boundary.
+        t.get(3..).unwrap_or("")
     } else {
         t
     };
@@ -281,6 +283,10 @@ fn parse_numeric_offset(s: &str) -> Option<i32> {
         _ => return None,
     };
     let body = &s[1..];
+    if !body.bytes().all(|c| c.is_ascii_digit() || c == b':') {
+        return None;
+    }
+    // ASCII from here on: byte offsets are character boundaries.
     let (h, m) = if let Some((h, m)) = body.split_once(':') {
         (h, m)
     } else if body.len() == 4 {
@@ -748,6 +754,9 @@ mod tests {
         assert_eq!(parse_zone("utc"), Some(0));
         assert_eq!(parse_zone("Europe/Moscow"), None);
         assert_eq!(parse_zone("+25:00"), None);
+        assert_eq!(parse_zone("Z€host"), None);
+        assert_eq!(parse_zone("+1€"), None);
+        assert_eq!(parse_zone("G€"), None);
     }
 
     #[test]

@@ -300,3 +300,63 @@ fn syslog_headers_on_cef() {
     let e = err("<13>1 2019-01-18T11:07:53Z host app - - [x CEF:0|v|p|1|s|n|5|");
     assert!(e.reason.contains("STRUCTURED-DATA"), "{e}");
 }
+
+/// Deterministic mutations of real sample lines (insertions, deletions and
+/// replacements of the characters the grammars care about, multi-byte characters
+/// included): the engine must answer every one with an event or an error, never a
+/// panic (a panic would trap the plugin and fail the whole batch).
+#[test]
+fn mutated_samples_never_panic() {
+    let mut lines = Vec::new();
+    for rel in [
+        "cef/beats_decode_cef_samples.log",
+        "cef/tenzir_checkpoint.log",
+        "leef/tenzir_integration_leef1.log",
+        "leef/tenzir_read_leef_types_caret.stdin.log",
+        "leef/tenzir_integration_zscaler-nss_leef1_over_syslog.log",
+    ] {
+        lines.extend(conformance(rel).lines().map(str::to_string));
+    }
+    lines.push("<165>1 2003-10-11T22:14:15.003Z host app - ID47 [a b=\"c\\]\"] LEEF:2.0|V|P|1|42|x7C|a=1|b=2".into());
+    const ALPHABET: [char; 20] = [
+        '|', '=', '\\', ' ', '\t', '\n', '"', '<', '>', '[', ']', ':', 'x', '0', '9', 'é', '€',
+        '\u{feff}', 'C', 'L',
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: usize| -> usize {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    let (mut events, mut errors) = (0, 0);
+    for round in 0..6000 {
+        let mut chars: Vec<char> = lines[round % lines.len()].chars().collect();
+        for _ in 0..1 + next(4) {
+            let at = next(chars.len() + 1);
+            match next(3) {
+                0 => chars.insert(at, ALPHABET[next(ALPHABET.len())]),
+                1 if at < chars.len() => {
+                    chars.remove(at);
+                }
+                _ if at < chars.len() => chars[at] = ALPHABET[next(ALPHABET.len())],
+                _ => chars.push(ALPHABET[next(ALPHABET.len())]),
+            }
+        }
+        let line: String = chars.into_iter().collect();
+        match norm(&line) {
+            Ok(n) => {
+                assert!(!n.id.is_empty() && !n.title.is_empty(), "{line:?}");
+                events += 1;
+            }
+            Err(e) => {
+                assert!(e.offset <= line.len(), "{line:?}: {e}");
+                errors += 1;
+            }
+        }
+    }
+    assert!(
+        events > 1000 && errors > 100,
+        "{events} events, {errors} errors"
+    );
+}
