@@ -899,3 +899,61 @@ async fn graphql_core_rebuilds_the_schema_from_standard_introspection_and_valida
     }
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_whose_plugin_was_unloaded_shows_no_plugin_and_cannot_be_enabled() {
+    let tmp = portcullis_e2e::temp_dir();
+    let w = world(tmp.path()).await;
+    let op = w.token("red", "operator");
+    let id = w.connectors["red"].clone();
+    let r = app::call(
+        &w.state,
+        "DELETE",
+        "/v1/plugins/rest-generic?force=true",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = gql(
+        &w.state,
+        Some(&op),
+        "query($id: ID!) { connector(org: \"red\", id: $id) { pluginId enabled plugin { id } } plugins { id } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r)["connector"],
+        json!({"pluginId": "rest-generic", "enabled": false, "plugin": null})
+    );
+    assert_eq!(ok(&r)["plugins"], json!([]));
+    let r = gql(
+        &w.state,
+        Some(&op),
+        "mutation($id: ID!) { setConnectorEnabled(org: \"red\", id: $id, enabled: true) { enabled } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(code(&r), "CONFLICT", "{:?}", r.body);
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not installed")
+    );
+    assert_eq!(r.body["errors"][0]["path"], json!(["setConnectorEnabled"]));
+    assert_eq!(r.body["data"], json!({"setConnectorEnabled": null}));
+    // Other fields of the same operation are still answered.
+    let r = gql(
+        &w.state,
+        Some(&op),
+        "query($id: ID!) { plugin(id: \"rest-generic\") { id } connector(org: \"red\", id: $id) { id } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(code(&r), "NOT_FOUND");
+    assert_eq!(
+        r.body["data"],
+        json!({"plugin": null, "connector": {"id": id}})
+    );
+}

@@ -1453,6 +1453,6 @@ mod tests {
             "query { a { b { ...F } } } fragment F on T { c { ofType { ofType { name } } } }",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(document_depth(&doc), 5);
+        assert_eq!(document_depth(&doc), 4);
     }
 }
