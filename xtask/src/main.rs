@@ -5,7 +5,9 @@
 //! - `test`: build-plugins, run the plugins' native unit tests, then
 //!   `cargo test --workspace` with any extra arguments;
 //! - `run`: build-plugins, then `cargo run --release -p portcullis -- <args>`
-//!   (default `serve`).
+//!   (default `serve`);
+//! - `bench-list`: build-plugins, then the management API load benchmark
+//!   (`cargo bench -p portcullis --bench list_load -- <args>`; see BENCHMARKS.md).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,13 @@ enum Task {
     /// build-plugins, then `cargo run --release -p portcullis -- [ARGS...]` (default `serve`).
     Run {
         /// Arguments for the `portcullis` binary.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// build-plugins, then the connector-list load benchmark (real server, 100 orgs x 100
+    /// connectors, oha at a fixed rate): `cargo bench -p portcullis --bench list_load -- [ARGS...]`.
+    BenchList {
+        /// Arguments for the benchmark (`--help` lists them).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
@@ -81,7 +90,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             let mut cmd = cargo(&root);
-            cmd.args(["test", "--workspace", "--no-fail-fast"]).args(args);
+            cmd.args(["test", "--workspace", "--no-fail-fast"])
+                .args(args);
             status(cmd, "cargo test --workspace")
         }
         Task::Run { args } => {
@@ -96,6 +106,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 cmd.args(args);
             }
             status(cmd, "cargo run -p portcullis")
+        }
+        Task::BenchList { args } => {
+            build_plugins(&root)?;
+            let mut cmd = cargo(&root);
+            cmd.args(["bench", "-p", "portcullis", "--bench", "list_load", "--"])
+                .args(args);
+            status(cmd, "cargo bench --bench list_load")
         }
     }
 }
