@@ -28,8 +28,8 @@ pub mod nvd_throttle;
 pub mod oauth;
 pub mod paged;
 pub mod qradar;
-pub mod threathawk;
 mod server;
+pub mod threathawk;
 
 pub use dataset::{generate_records, generated_record, load_nvd_dir, parse_time};
 pub use helpers::HelperServer;

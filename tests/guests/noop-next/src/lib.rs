@@ -56,7 +56,9 @@ impl Guest for NoopNext {
     }
 
     fn normalize(_config: String, _input: String) -> Result<Vec<Event>, Error> {
-        Err(Error::Other("noop 0.2.0 accepts no pushed input".to_string()))
+        Err(Error::Other(
+            "noop 0.2.0 accepts no pushed input".to_string(),
+        ))
     }
 }
 
