@@ -53,6 +53,8 @@ options (after `--`):
   --only WHAT           rest | graphql | all (all)
   --phase WHAT          live | restarted | both (both): load the server that was just
                         seeded, and/or the same store after a server restart
+  --server-bin PATH     run this `portcullis` binary instead of the one cargo built
+                        (A/B comparisons of another build)
   --server-env K=V      set K=V in the server's environment (repeatable; experiments,
                         e.g. LD_PRELOAD of another allocator, PORTCULLIS_LOG)
   --out FILE            also write the markdown report to FILE
@@ -71,6 +73,7 @@ struct Opts {
     only: String,
     phase: String,
     server_env: Vec<(String, String)>,
+    server_bin: Option<PathBuf>,
     out: Option<PathBuf>,
     keep: bool,
 }
@@ -87,6 +90,7 @@ fn parse_args() -> Result<Opts> {
         only: "all".into(),
         phase: "both".into(),
         server_env: Vec::new(),
+        server_bin: None,
         out: None,
         keep: false,
     };
@@ -105,6 +109,7 @@ fn parse_args() -> Result<Opts> {
             "--seed-concurrency" => o.seed_concurrency = val()?.parse()?,
             "--only" => o.only = val()?,
             "--phase" => o.phase = val()?,
+            "--server-bin" => o.server_bin = Some(PathBuf::from(val()?)),
             "--server-env" => {
                 let kv = val()?;
                 let (k, v) = kv
@@ -195,6 +200,15 @@ struct LoadResult {
     errors: u64,
     bytes_per_response: f64,
     server_cpu_ms: f64,
+    tool_cpu_ms: f64,
+}
+
+/// CPU milliseconds per request from clock ticks.
+fn per_request(ticks: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        return f64::NAN;
+    }
+    ticks as f64 * 1000.0 / clk_tck() as f64 / requests as f64
 }
 
 fn ms(v: &Value) -> f64 {
@@ -204,6 +218,7 @@ fn ms(v: &Value) -> f64 {
 /// Run oha with `args` (plus the JSON output flags) and read its summary.
 fn oha(oha: &Path, label: &str, args: &[String], server_pid: u32) -> Result<LoadResult> {
     let cpu_before = cpu_ticks(server_pid)?;
+    let tool_before = children_cpu_ticks()?;
     let out = Command::new(oha)
         .args(["--no-tui", "--output-format", "json"])
         .args(args)
@@ -211,6 +226,7 @@ fn oha(oha: &Path, label: &str, args: &[String], server_pid: u32) -> Result<Load
         .output()
         .context("cannot run oha")?;
     let cpu_after = cpu_ticks(server_pid)?;
+    let tool_after = children_cpu_ticks()?;
     if !out.status.success() {
         bail!("oha failed ({}) for {label}", out.status);
     }
@@ -257,11 +273,8 @@ fn oha(oha: &Path, label: &str, args: &[String], server_pid: u32) -> Result<Load
         } else {
             0.0
         },
-        server_cpu_ms: if requests > 0 {
-            (cpu_after - cpu_before) as f64 * 1000.0 / clk_tck() as f64 / requests as f64
-        } else {
-            f64::NAN
-        },
+        server_cpu_ms: per_request(cpu_after - cpu_before, requests),
+        tool_cpu_ms: per_request(tool_after - tool_before, requests),
     })
 }
 
@@ -285,7 +298,11 @@ impl Server {
         log: PathBuf,
     ) -> Result<Self> {
         let log_file = std::fs::File::create(&log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        let bin = o
+            .server_bin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_portcullis")));
+        let child = Command::new(bin)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
@@ -393,14 +410,25 @@ fn mem(pid: u32) -> Result<Mem> {
 
 /// utime + stime of a process, clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64> {
+    stat_ticks(&pid.to_string(), 14)
+}
+
+/// CPU time of the children this process has waited for (cutime + cstime), clock ticks:
+/// the load tool's CPU, read around each oha run.
+fn children_cpu_ticks() -> Result<u64> {
+    stat_ticks("self", 16)
+}
+
+/// Fields `first` and `first + 1` (1-based, as proc(5) numbers them) of
+/// `/proc/<pid>/stat`, added.
+fn stat_ticks(pid: &str, first: usize) -> Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may hold spaces: fields count from after its ')'.
     let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); utime/stime are fields 14/15.
-    let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(utime + stime)
+    // f[0] is field 3.
+    let get = |n: usize| -> u64 { f.get(n - 3).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    Ok(get(first) + get(first + 1))
 }
 
 fn clk_tck() -> u64 {
@@ -707,7 +735,7 @@ fn mib(kib: u64) -> f64 {
 
 fn fmt_row(r: &LoadResult) -> String {
     format!(
-        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.0} B | {:.2} ms |",
+        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.0} B | {:.2} ms | {:.2} ms |",
         r.phase,
         r.label,
         r.requests,
@@ -719,7 +747,8 @@ fn fmt_row(r: &LoadResult) -> String {
         r.max,
         r.non_2xx + r.errors,
         r.bytes_per_response,
-        r.server_cpu_ms
+        r.server_cpu_ms,
+        r.tool_cpu_ms
     )
 }
 
@@ -740,6 +769,8 @@ struct Figures {
     /// (when, memory)
     mem: Vec<(&'static str, Mem)>,
     graphql: bool,
+    /// Bundled plugins the server installed (ids).
+    plugins: Vec<String>,
 }
 
 /// The requests of each run: (label, oha arguments naming them). The rate and duration
@@ -1012,6 +1043,7 @@ fn main() -> Result<()> {
             restart,
             mem: mems,
             graphql,
+            plugins: bundled_plugins(&plugin_dir),
         },
     )?;
     println!("\n{rep}");
@@ -1052,6 +1084,13 @@ fn report(o: &Opts, root: &Path, results: &[LoadResult], f: &Figures) -> Result<
             .join(", ")
     )?;
     writeln!(rep, "Code: {}.", git_describe(root))?;
+    if let Some(bin) = &o.server_bin {
+        writeln!(
+            rep,
+            "Server binary: `{}` (not the one cargo built).",
+            bin.display()
+        )?;
+    }
     if !o.server_env.is_empty() {
         let env: Vec<String> = o
             .server_env
@@ -1081,6 +1120,12 @@ fn report(o: &Opts, root: &Path, results: &[LoadResult], f: &Figures) -> Result<
     )?;
     writeln!(
         rep,
+        "Bundled plugins installed: {} ({}).",
+        f.plugins.len(),
+        f.plugins.join(", ")
+    )?;
+    writeln!(
+        rep,
         "Response sizes: REST default page {} B, whole org {} B.",
         f.page_bytes, f.whole_bytes
     )?;
@@ -1088,11 +1133,11 @@ fn report(o: &Opts, root: &Path, results: &[LoadResult], f: &Figures) -> Result<
     writeln!(
         rep,
         "| phase | run | requests | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | \
-         non-2xx/errors | bytes/resp | server CPU/req |"
+         non-2xx/errors | bytes/resp | server CPU/req | oha CPU/req |"
     )?;
     writeln!(
         rep,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )?;
     for r in results {
         writeln!(rep, "{}", fmt_row(r))?;
@@ -1173,6 +1218,20 @@ fn org_regex(n: usize) -> String {
         let ids: Vec<String> = (0..n).map(org_id).collect();
         format!("org-({})", ids.join("|").replace("org-", ""))
     }
+}
+
+/// Ids of the bundled plugins in `dir` (`<id>.wasm`).
+fn bundled_plugins(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+                .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// The commit measured, and whether the work tree differed from it.
