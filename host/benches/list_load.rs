@@ -26,7 +26,6 @@
 //! `cargo bench -p portcullis --bench list_load -- [--rate 500] [--duration 30] ...`
 //! (`--help` lists the options). `oha` is installed with `cargo install oha --locked`
 //! when it is not on the PATH.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Write as _;
 use std::net::TcpListener;
