@@ -3,95 +3,18 @@
 //! test, audit, persistence across restarts, and bad input answered with problem+json.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/app.rs"]
+mod app;
+
 use std::path::Path;
 
+use app::{ADMIN, app, call, config, connector_body, raw};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use portcullis::api::{AppState, router};
+use portcullis::api::AppState;
 use portcullis::server::{ServerConfig, start};
-use portcullis_e2e::artifacts::{NOOP, REST_GENERIC};
+use portcullis_e2e::artifacts::NOOP;
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-const ADMIN: &str = "platform-admin-token-for-tests";
-
-fn config(dir: &Path) -> ServerConfig {
-    let plugins = dir.join("bundled");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(REST_GENERIC, plugins.join("rest-generic.wasm")).unwrap();
-    ServerConfig {
-        data_dir: dir.join("data"),
-        plugin_dir: plugins,
-        allow_private_networks: true,
-        ..ServerConfig::default()
-    }
-}
-
-async fn app(dir: &Path) -> AppState {
-    start(&config(dir), Some(ADMIN)).await.unwrap().state
-}
-
-struct Resp {
-    status: StatusCode,
-    content_type: String,
-    body: Value,
-}
-
-async fn call(
-    state: &AppState,
-    method: &str,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Resp {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    raw(state, req).await
-}
-
-async fn raw(state: &AppState, req: Request<Body>) -> Resp {
-    let resp = router(state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    Resp {
-        status,
-        content_type,
-        body,
-    }
-}
-
-fn connector_body(name: &str) -> Value {
-    json!({
-        "name": name,
-        "plugin": "rest-generic",
-        "config": {"base_url": "https://api.example.com", "path": "/alerts", "id": "/id", "credential": "api"},
-        "credentials": {"api": "example-token"},
-        "grants": ["https://api.example.com"],
-        "schedule": "PT1M"
-    })
-}
 
 /// Two orgs, each with an admin, operator and viewer token; one connector each.
 struct World {

@@ -4,7 +4,6 @@
 //! Run with `cargo bench -p portcullis-e2e --bench runtime`; results go in BENCHMARKS.md.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -306,7 +305,6 @@ fn benches(c: &mut Criterion) {
         });
         g.finish();
     }
-    let _ = Arc::new(());
 }
 
 criterion_group! {

@@ -348,12 +348,6 @@ async fn unbound_or_undeclared_slots_fail_cleanly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn response_size_and_request_count_are_capped() {
     let a = portcullis_e2e::helper_server();
-    let limits = RuntimeLimits {
-        max_requests_per_call: 3,
-        ..RuntimeLimits::default()
-    };
-    let rt = runtime_with(true, limits);
-    let _ = rt;
     let mut reqs: Vec<Value> = (0..5).map(|_| json!({"url": a.url("/echo")})).collect();
     reqs.insert(0, json!({"url": a.url("/big?bytes=20000000&chunked=true")}));
     let events = probe_with(

@@ -54,7 +54,6 @@ async fn a_trapping_plugin_leaves_concurrent_connectors_unaffected() {
     let base = api.base_url();
     let rt = runtime(true);
     let trap = load(&rt, TRAP).await;
-    let looper = load(&rt, LOOP_FOREVER).await;
     let rest = load(&rt, REST_GENERIC).await;
     let config = json!({
         "base_url": base, "path": "/alerts", "records": "", "id": "/id", "time": "/created_at",
@@ -62,7 +61,6 @@ async fn a_trapping_plugin_leaves_concurrent_connectors_unaffected() {
     });
     let short = runtime_with(true, short_limits(Duration::from_millis(800), 64));
     let looper_short = load(&short, LOOP_FOREVER).await;
-    let _ = looper;
 
     let mut tasks = Vec::new();
     for i in 0..4 {

@@ -848,14 +848,7 @@ impl Connector {
         let found = (|| {
             let (svc, _) = caller(ctx)?;
             let spec = &self.0.spec.plugin;
-            match svc.plugin_versions(&spec.id) {
-                Ok(v) => Ok(v
-                    .into_iter()
-                    .find(|r| r.version == spec.version)
-                    .map(Plugin)),
-                Err(ServiceError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(service_error(e)),
-            }
+            Ok(svc.plugin_record(&spec.id, &spec.version).map(Plugin))
         })();
         nullable(ctx, found).flatten()
     }

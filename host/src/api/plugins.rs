@@ -176,17 +176,12 @@ pub(super) async fn get_version(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Path((id, version)) = path?;
-    let rec = s
-        .service()
-        .plugin_versions(&id)?
-        .into_iter()
-        .find(|r| r.version == version)
-        .ok_or_else(|| {
-            ApiError::from(crate::management::ServiceError::NotFound {
-                kind: "plugin version",
-                id: format!("{id}@{version}"),
-            })
-        })?;
+    let rec = s.service().plugin_record(&id, &version).ok_or_else(|| {
+        ApiError::from(crate::management::ServiceError::NotFound {
+            kind: "plugin version",
+            id: format!("{id}@{version}"),
+        })
+    })?;
     Ok(Json(plugin_doc(&rec)))
 }
 

@@ -221,11 +221,21 @@ pub fn parse_iso8601_duration(s: &str) -> Option<u64> {
     Some(total)
 }
 
+/// An installed plugin version: its record (mirrors the store) and, when its component
+/// still loads, the loaded plugin.
+struct InstalledPlugin {
+    record: PluginRecord,
+    loaded: Option<LoadedPlugin>,
+}
+
 /// The management service.
 pub struct ManagementService {
     store: Arc<dyn KvStore>,
     runtime: Runtime,
-    plugins: parking_lot::RwLock<HashMap<(String, String), LoadedPlugin>>,
+    /// Every installed plugin version, kept in memory so catalogue reads (every connector
+    /// list, every GraphQL `Connector.plugin`) never touch the store. Changed only under
+    /// `write`, after the store batch has been applied.
+    plugins: parking_lot::RwLock<HashMap<(String, String), InstalledPlugin>>,
     write: tokio::sync::Mutex<()>,
 }
 
@@ -258,20 +268,26 @@ impl ManagementService {
             write: tokio::sync::Mutex::new(()),
         };
         for (_, rec) in svc.store.scan_json::<PluginRecord>("plugin/")? {
-            let Some(bytes) = svc.store.get(&format!("blob/{}", rec.sha256))? else {
-                tracing::error!(plugin = %rec.id, version = %rec.version, "component bytes missing from the store");
-                continue;
+            let loaded = match svc.store.get(&format!("blob/{}", rec.sha256))? {
+                None => {
+                    tracing::error!(plugin = %rec.id, version = %rec.version, "component bytes missing from the store");
+                    None
+                }
+                Some(bytes) => match svc.runtime.load(&bytes).await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::error!(plugin = %rec.id, version = %rec.version, error = %e, "installed plugin no longer loads");
+                        None
+                    }
+                },
             };
-            match svc.runtime.load(&bytes).await {
-                Ok(p) => {
-                    svc.plugins
-                        .write()
-                        .insert((rec.id.clone(), rec.version.clone()), p);
-                }
-                Err(e) => {
-                    tracing::error!(plugin = %rec.id, version = %rec.version, error = %e, "installed plugin no longer loads")
-                }
-            }
+            svc.plugins.write().insert(
+                (rec.id.clone(), rec.version.clone()),
+                InstalledPlugin {
+                    record: rec,
+                    loaded,
+                },
+            );
         }
         Ok(svc)
     }
@@ -644,25 +660,37 @@ impl ManagementService {
             WriteOp::put_json(&key, &rec)?,
             audit,
         ])?;
-        self.plugins
-            .write()
-            .insert((rec.id.clone(), rec.version.clone()), loaded);
+        self.plugins.write().insert(
+            (rec.id.clone(), rec.version.clone()),
+            InstalledPlugin {
+                record: rec.clone(),
+                loaded: Some(loaded),
+            },
+        );
         Ok((rec, true))
     }
 
     /// Every installed plugin version.
     pub fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
         let mut v: Vec<PluginRecord> = self
-            .store
-            .scan_json::<PluginRecord>("plugin/")?
-            .into_iter()
-            .map(|(_, r)| r)
+            .plugins
+            .read()
+            .values()
+            .map(|i| i.record.clone())
             .collect();
         v.sort_by(|a, b| {
             a.id.cmp(&b.id)
                 .then_with(|| cmp_versions(&b.version, &a.version))
         });
         Ok(v)
+    }
+
+    /// One installed plugin version, if present.
+    pub fn plugin_record(&self, id: &str, version: &str) -> Option<PluginRecord> {
+        self.plugins
+            .read()
+            .get(&(id.to_string(), version.to_string()))
+            .map(|i| i.record.clone())
     }
 
     /// Versions of one plugin, newest first.
@@ -685,7 +713,7 @@ impl ManagementService {
         self.plugins
             .read()
             .get(&(id.to_string(), version.to_string()))
-            .cloned()
+            .and_then(|i| i.loaded.clone())
             .ok_or_else(|| ServiceError::NotFound {
                 kind: "plugin version",
                 id: format!("{id}@{version}"),
@@ -769,14 +797,9 @@ impl ManagementService {
         }
         for v in &versions {
             ops.push(WriteOp::Delete(format!("plugin/{}/{}", v.id, v.version)));
-            let shared = self
-                .store
-                .scan_json::<PluginRecord>("plugin/")?
-                .into_iter()
-                .any(|(_, r)| r.sha256 == v.sha256 && !(r.id == v.id && r.version == v.version));
-            if !shared {
-                ops.push(WriteOp::Delete(format!("blob/{}", v.sha256)));
-            }
+            // The id and version come from the component itself, so no other installed
+            // version can share these bytes.
+            ops.push(WriteOp::Delete(format!("blob/{}", v.sha256)));
         }
         ops.push(self.audit_op(
             &p.actor(),

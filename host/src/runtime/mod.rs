@@ -579,9 +579,10 @@ impl Runtime {
             .await
             .map_err(|e| LoadError::Describe(Box::new(e)))?;
         let manifest = Manifest::from_plugin(manifest)?;
-        if let Some(info) = Arc::get_mut(&mut plugin.info) {
-            info.manifest = manifest;
-        }
+        plugin.info = Arc::new(PluginInfo {
+            manifest,
+            ..(*plugin.info).clone()
+        });
         Ok(plugin)
     }
 }
