@@ -92,6 +92,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut cmd = cargo(&root);
             cmd.args(["test", "--workspace", "--no-fail-fast"])
                 .args(args);
+            // A full test run gains nothing from incremental artifacts (gigabytes under
+            // target/debug/incremental) unless the caller asked for them.
+            if std::env::var_os("CARGO_INCREMENTAL").is_none() {
+                cmd.env("CARGO_INCREMENTAL", "0");
+            }
             status(cmd, "cargo test --workspace")
         }
         Task::Run { args } => {

@@ -6,11 +6,9 @@
 //! configuration validation.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 
-use common::*;
+use crate::common::*;
 use portcullis::CallError;
 use portcullis::runtime::PluginError;
 use portcullis_e2e::artifacts::QRADAR_SIEM;

@@ -5,10 +5,8 @@
 //! schema checked by graphql-core (PyPI) from the standard introspection query.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/app.rs"]
-mod app;
-#[path = "support/pytools.rs"]
-mod pytools;
+use crate::app;
+use crate::pytools;
 
 use std::collections::HashMap;
 

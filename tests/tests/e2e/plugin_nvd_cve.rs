@@ -6,12 +6,10 @@
 //! connection test, configuration errors and pushed NVD JSON.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use portcullis::CallError;
 use portcullis::event::{Event, EventKind};
 use portcullis::runtime::PluginError;

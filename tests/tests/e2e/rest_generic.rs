@@ -3,11 +3,9 @@
 //! connection tests and configuration validation.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::*;
+use crate::common::*;
 use portcullis_e2e::artifacts::REST_GENERIC;
 use portcullis_e2e::simulators::{Auth, LinkOptions, OAuthConfig, PagedApiConfig, RelativeNext};
 use serde_json::{Value, json};

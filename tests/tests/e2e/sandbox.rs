@@ -3,11 +3,9 @@
 //! components are refused at load with a message saying why.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use portcullis::runtime::plugin_log::LogOrigin;
 use portcullis::runtime::{CacheOutcome, LoadError};
 use portcullis::{CallError, Runtime, RuntimeConfig, RuntimeLimits};

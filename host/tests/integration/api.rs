@@ -3,8 +3,7 @@
 //! test, audit, persistence across restarts, and bad input answered with problem+json.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/app.rs"]
-mod app;
+use crate::app;
 
 use std::path::Path;
 

@@ -5,11 +5,9 @@
 //! `validate-config` and `poll`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 
-use common::*;
+use crate::common::*;
 use portcullis::CallError;
 use portcullis::event::Event;
 use portcullis::manifest::Category;

@@ -4,10 +4,8 @@
 //! the server validate against the schemas it declares.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/app.rs"]
-mod app;
-#[path = "support/pytools.rs"]
-mod pytools;
+use crate::app;
+use crate::pytools;
 
 use app::{ADMIN, call, connector_body};
 use axum::http::StatusCode;

@@ -4,9 +4,7 @@
 //! happened to each request it was told to make.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use portcullis::event::Event;
 use portcullis::runtime::RuntimeLimits;
 use portcullis_e2e::artifacts::EGRESS_PROBE;

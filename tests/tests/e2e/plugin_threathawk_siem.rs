@@ -6,13 +6,11 @@
 //! (the duplicate-flood story) and the connection test.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use portcullis::broker::BrokerConfig;
 use portcullis::broker::ip_policy::IpPolicy;
 use portcullis::event::{Event, EventKind};

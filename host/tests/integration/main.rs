@@ -1,0 +1,15 @@
+//! The `portcullis` host as a whole: the management API (REST, GraphQL, OpenAPI) through
+//! the router and over real sockets, plugin upgrades, and the CLI binary. One test binary
+//! (each links wasmtime; one binary keeps the build small): a module per subject.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/app.rs"]
+mod app;
+#[path = "../support/pytools.rs"]
+mod pytools;
+
+mod api;
+mod cli;
+mod graphql;
+mod openapi;
+mod upgrade;
