@@ -22,6 +22,7 @@ pub mod broker;
 pub mod capability_granter;
 pub mod config_schema;
 pub mod event;
+pub mod ingest;
 pub mod management;
 pub mod manifest;
 pub mod runtime;

@@ -1295,27 +1295,34 @@ impl ManagementService {
         Ok(())
     }
 
-    /// Run `test-connection` in the sandbox (allowed on disabled connectors).
-    pub async fn test_connector(&self, p: &Principal, org: &str, id: &str) -> Result<TestReport> {
-        self.scope(p, org)?;
-        Self::require(p, Role::Operator, "testing connectors")?;
-        let rec = self.get_connector_record(org, id)?;
-        let plugin = self.loaded(&rec.spec.plugin.id, &rec.spec.plugin.version)?;
+    /// The environment a connector's plugin calls run in: its org and id, the granted
+    /// hosts, its credential bindings, its state space and log sink. The one place that
+    /// builds it, for tests, polls and pushed input alike.
+    pub fn connector_env(&self, rec: &ConnectorRecord) -> ConnectorEnv {
         let grants = rec
             .spec
             .grants
             .iter()
             .filter_map(|g| HostPattern::parse(g).ok())
             .collect();
-        let env = ConnectorEnv {
-            org_id: Some(org.to_string()),
-            connector_id: id.to_string(),
+        ConnectorEnv {
+            org_id: Some(rec.org.clone()),
+            connector_id: rec.id.clone(),
             grants,
             // Credentials come from the vault (separate issue); until then none are bound.
             credentials: Arc::new(NoCredentials),
             state: Arc::new(InMemoryStateStore::new()),
             log_sink: Arc::new(TracingLogSink),
-        };
+        }
+    }
+
+    /// Run `test-connection` in the sandbox (allowed on disabled connectors).
+    pub async fn test_connector(&self, p: &Principal, org: &str, id: &str) -> Result<TestReport> {
+        self.scope(p, org)?;
+        Self::require(p, Role::Operator, "testing connectors")?;
+        let rec = self.get_connector_record(org, id)?;
+        let plugin = self.loaded(&rec.spec.plugin.id, &rec.spec.plugin.version)?;
+        let env = self.connector_env(&rec);
         let sandbox = plugin
             .bind(env)
             .map_err(|e| ServiceError::Conflict(e.to_string()))?;
