@@ -14,6 +14,8 @@
 //!   declared by the plugin's manifest **and** granted by the operator.
 //! - [`manifest`] and [`event`] — the host-side, serialisable forms of what plugins
 //!   describe and produce.
+//! - [`health`] — connector health (reason-coded states, hysteresis, crash loops), the
+//!   host-side upstream hold-off (rate limits, backoff) and metrics.
 //! - [`config_schema`] — validation of connector configuration against the JSON Schema
 //!   a plugin declares.
 
@@ -22,6 +24,7 @@ pub mod broker;
 pub mod capability_granter;
 pub mod config_schema;
 pub mod event;
+pub mod health;
 pub mod ingest;
 pub mod management;
 pub mod manifest;
