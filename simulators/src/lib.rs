@@ -28,6 +28,7 @@ pub mod nvd_throttle;
 pub mod oauth;
 pub mod paged;
 pub mod qradar;
+pub mod seed_world;
 mod server;
 pub mod threathawk;
 
