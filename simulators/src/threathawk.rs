@@ -31,14 +31,28 @@
 //! duplicate-flood story: `created_after` is ignored, so every new poll window is
 //! served the same alerts, with the same ids, again.
 //!
+//! **Event ingestion** (`POST /v1/events`, the article's "most frequently used
+//! integration point", used by Portcullis' HTTP forward sink): a JSON array of events,
+//! each requiring `timestamp`, `source`, `event_type` and `payload` (else `400` with
+//! `fields` naming `[i].field`); up to 10,000 events per request (more: `413`);
+//! `Content-Encoding: gzip` accepted (any other coding: `415`); the token needs
+//! [`EVENTS_SCOPE`] (`events:write`). The article's `Idempotency-Key` header "ensures that
+//! retried requests don't create duplicate events": a key seen before with the same body
+//! answers the first response again with `Idempotent-Replayed: true` and ingests nothing;
+//! the same key with a different body is `422`. Success is `202` with
+//! `{"accepted": <n>}` (the article leaves the body open). Failures queued with
+//! [`ThreatHawkServer::fail_next`] apply here too, after auth and rate limit;
+//! [`ThreatHawkServer::set_ingest_delay`] makes every ingestion request slow.
+//!
 //! Order per request: authentication, rate limit, the next injected [`Failure`],
 //! parameter validation, data. Every request is recorded in [`ThreatHawkServer::log`].
 
 // Request checks return the finished error `Response` as their `Err`.
 #![allow(clippy::result_large_err)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::io::Read as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -47,7 +61,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -63,6 +77,12 @@ use crate::server::{RecordedRequest, RequestLog, SimServer, form_pairs};
 pub const API_PREFIX: &str = "/v1";
 /// The alert list endpoint.
 pub const ALERTS_PATH: &str = "/v1/alerts";
+/// The event ingestion endpoint.
+pub const EVENTS_PATH: &str = "/v1/events";
+/// The scope posting events needs.
+pub const EVENTS_SCOPE: &str = "events:write";
+/// Most events one ingestion request may carry (the article's batch limit).
+pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
 /// ThreatHawk severity levels, lowest first.
 pub const ALERT_SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 /// Alert statuses the simulator knows.
@@ -290,6 +310,19 @@ struct ThState {
     window: Mutex<Option<RateWindow>>,
     failures: Mutex<VecDeque<Failure>>,
     generation: AtomicU64,
+    ingest: Mutex<IngestState>,
+}
+
+/// What `POST /v1/events` has taken in.
+#[derive(Default)]
+struct IngestState {
+    /// Accepted events, in order.
+    events: Vec<Value>,
+    /// Idempotency key → (sha of body, status, response body).
+    keys: HashMap<String, (Vec<u8>, StatusCode, Value)>,
+    /// Replayed requests answered from `keys`.
+    replays: usize,
+    delay: Duration,
 }
 
 /// A running ThreatHawk API (see the module docs) with its OAuth token endpoint.
@@ -318,9 +351,11 @@ impl ThreatHawkServer {
             window: Mutex::new(None),
             failures: Mutex::new(VecDeque::new()),
             generation: AtomicU64::new(random_u64() >> 16),
+            ingest: Mutex::new(IngestState::default()),
         });
         let router = Router::new()
             .route(ALERTS_PATH, get(list_alerts))
+            .route(EVENTS_PATH, post(ingest_events))
             .fallback(not_found)
             .with_state(state.clone());
         Ok(Self {
@@ -410,6 +445,31 @@ impl ThreatHawkServer {
         self.state.failures.lock().push_back(failure);
     }
 
+    /// `<origin>/v1/events`.
+    pub fn events_url(&self) -> String {
+        format!("{}{EVENTS_PATH}", self.server.base_url())
+    }
+
+    /// Events accepted by `POST /v1/events`, in order (replays add nothing).
+    pub fn ingested_events(&self) -> Vec<Value> {
+        self.state.ingest.lock().events.clone()
+    }
+
+    /// Requests to `POST /v1/events` answered from the idempotency store.
+    pub fn idempotent_replays(&self) -> usize {
+        self.state.ingest.lock().replays
+    }
+
+    /// Requests to `POST /v1/events`, in order.
+    pub fn ingest_requests(&self) -> Vec<RecordedRequest> {
+        self.server.log().requests_to(EVENTS_PATH)
+    }
+
+    /// Makes every `POST /v1/events` wait this long before answering (a slow SIEM).
+    pub fn set_ingest_delay(&self, delay: Duration) {
+        self.state.ingest.lock().delay = delay;
+    }
+
     /// Invalidates every page cursor issued so far (`422`, `fields: ["cursor"]`).
     pub fn expire_cursors(&self) {
         self.state.generation.fetch_add(1, Ordering::SeqCst);
@@ -438,7 +498,7 @@ async fn not_found() -> Response {
     error_body(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such endpoint in this simulator (only GET /v1/alerts)",
+        "no such endpoint in this simulator (only GET /v1/alerts and POST /v1/events)",
         &[],
     )
 }
@@ -467,6 +527,21 @@ fn challenge(status: StatusCode, error: Option<(&str, &str)>, scope: Option<&str
 }
 
 fn authenticate(state: &ThState, headers: &HeaderMap) -> Result<(), Response> {
+    let required = state.config.lock().required_scope.clone();
+    authenticate_for(
+        state,
+        headers,
+        required.as_deref(),
+        "The API key's scopes do not include read access to alerts",
+    )
+}
+
+fn authenticate_for(
+    state: &ThState,
+    headers: &HeaderMap,
+    required: Option<&str>,
+    scope_message: &str,
+) -> Result<(), Response> {
     let values: Vec<&HeaderValue> = headers.get_all(header::AUTHORIZATION).iter().collect();
     let value = match values.as_slice() {
         [] => return Err(challenge(StatusCode::UNAUTHORIZED, None, None)),
@@ -500,19 +575,15 @@ fn authenticate(state: &ThState, headers: &HeaderMap) -> Result<(), Response> {
             None,
         ))
     };
-    let required = state.config.lock().required_scope.clone();
     match state.tokens.check(token) {
         TokenStatus::Unknown => invalid("The access token is invalid"),
         TokenStatus::Expired => invalid("The access token expired"),
         TokenStatus::Revoked => invalid("The access token has been revoked"),
         TokenStatus::Valid(issued) => match required {
-            Some(scope) if !issued.scope.contains(&scope) => Err(challenge(
+            Some(scope) if !issued.scope.iter().any(|s| s == scope) => Err(challenge(
                 StatusCode::FORBIDDEN,
-                Some((
-                    "insufficient_scope",
-                    "The API key's scopes do not include read access to alerts",
-                )),
-                Some(&scope),
+                Some(("insufficient_scope", scope_message)),
+                Some(scope),
             )),
             _ => Ok(()),
         },
@@ -806,6 +877,154 @@ fn alerts_page(state: &ThState, uri: &Uri) -> Response {
         })),
     )
         .into_response()
+}
+
+// ---------------------------------------------------------------------------
+// POST /v1/events
+
+async fn ingest_events(
+    State(state): State<Arc<ThState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(response) = authenticate_for(
+        &state,
+        &headers,
+        Some(EVENTS_SCOPE),
+        "The API key's scopes do not include write access to events",
+    ) {
+        return response;
+    }
+    let rate = match rate_limit(&state) {
+        Ok(rate) => rate,
+        Err(response) => return response,
+    };
+    let delay = state.ingest.lock().delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let failure = state.failures.lock().pop_front();
+    if let Some(failure) = failure {
+        if let Failure::Delay(delay) = &failure {
+            tokio::time::sleep(*delay).await;
+        }
+        if let Some(response) = injected(failure) {
+            return rate.apply(response);
+        }
+    }
+    rate.apply(ingest(&state, &headers, &body))
+}
+
+fn ingest(state: &ThState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let decoded = match encoding.as_deref() {
+        None | Some("identity") => body.to_vec(),
+        Some("gzip") => {
+            let mut out = Vec::new();
+            let mut limited =
+                flate2::read::GzDecoder::new(body).take(crate::server::MAX_REQUEST_BODY as u64 * 8);
+            if let Err(e) = limited.read_to_end(&mut out) {
+                return error_body(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("body is not valid gzip: {e}"),
+                    &[],
+                );
+            }
+            out
+        }
+        Some(other) => {
+            return error_body(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                &format!("Content-Encoding {other} is not supported (gzip is)"),
+                &[],
+            );
+        }
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut ingest = state.ingest.lock();
+    if let Some(key) = &key
+        && let Some((seen_body, status, response)) = ingest.keys.get(key).cloned()
+    {
+        if seen_body != decoded {
+            return error_body(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable_entity",
+                "Idempotency-Key was already used with a different request body",
+                &["Idempotency-Key"],
+            );
+        }
+        ingest.replays += 1;
+        let mut response = (status, axum::Json(response)).into_response();
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        return response;
+    }
+    let events: Vec<Value> = match serde_json::from_slice::<Value>(&decoded) {
+        Ok(Value::Array(events)) => events,
+        Ok(_) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the body must be a JSON array of events",
+                &[],
+            );
+        }
+        Err(e) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("malformed JSON: {e}"),
+                &[],
+            );
+        }
+    };
+    if events.len() > MAX_EVENTS_PER_REQUEST {
+        return error_body(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("at most {MAX_EVENTS_PER_REQUEST} events per request"),
+            &[],
+        );
+    }
+    let mut missing: Vec<String> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        for field in ["timestamp", "source", "event_type", "payload"] {
+            let ok = match (field, event.get(field)) {
+                ("payload", Some(v)) => !v.is_null(),
+                (_, Some(Value::String(s))) => !s.is_empty(),
+                _ => false,
+            };
+            if !ok {
+                missing.push(format!("[{i}].{field}"));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let fields: Vec<&str> = missing.iter().map(String::as_str).collect();
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "events require timestamp, source, event_type and payload",
+            &fields,
+        );
+    }
+    let response = json!({"accepted": events.len()});
+    ingest.events.extend(events);
+    if let Some(key) = key {
+        ingest
+            .keys
+            .insert(key, (decoded, StatusCode::ACCEPTED, response.clone()));
+    }
+    (StatusCode::ACCEPTED, axum::Json(response)).into_response()
 }
 
 #[cfg(test)]
