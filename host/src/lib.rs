@@ -31,6 +31,7 @@ pub mod manifest;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod ui;
 
 pub use runtime::{
     CallError, ConnectorEnv, ConnectorSandbox, LoadError, LoadedPlugin, Runtime, RuntimeConfig,

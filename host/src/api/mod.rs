@@ -41,6 +41,8 @@ pub struct AppInner {
     pub service: ManagementService,
     /// Set once startup (bundled plugins, store) is complete.
     pub ready: AtomicBool,
+    /// Browser sessions of the admin panel.
+    pub ui_sessions: crate::ui::SessionStore,
     next_request: AtomicU64,
 }
 
@@ -50,6 +52,7 @@ impl AppState {
         AppState(Arc::new(AppInner {
             service,
             ready: AtomicBool::new(false),
+            ui_sessions: crate::ui::SessionStore::default(),
             next_request: AtomicU64::new(1),
         }))
     }
@@ -179,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .nest("/v1", v1)
         .merge(graphql::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY)))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
