@@ -5,7 +5,7 @@
 //! - `test`: build-plugins, run the plugins' native unit tests, then
 //!   `cargo test --workspace` with any extra arguments;
 //! - `run`: build-plugins, then `cargo run --release -p portcullis -- <args>`
-//!   (default `serve`);
+//!   (default `serve --demo`);
 //! - `bench-list`: build-plugins, then the management API load benchmark
 //!   (`cargo bench -p portcullis --bench list_load -- <args>`; see BENCHMARKS.md).
 
@@ -38,7 +38,7 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// build-plugins, then `cargo run --release -p portcullis -- [ARGS...]` (default `serve`).
+    /// build-plugins, then `cargo run --release -p portcullis -- [ARGS...]` (default `serve --demo`).
     Run {
         /// Arguments for the `portcullis` binary.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -105,8 +105,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cmd.args(["run", "--release", "-p", "portcullis", "--"]);
             if args.is_empty() {
                 // The server on the embedded sled store (./data), bundled plugins from
-                // target/plugins installed on first start.
-                cmd.arg("serve");
+                // target/plugins installed on first start, and the seed story's demo
+                // org against local simulators.
+                cmd.args(["serve", "--demo"]);
             } else {
                 cmd.args(args);
             }
