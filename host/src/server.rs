@@ -12,6 +12,10 @@ use serde::Deserialize;
 use crate::api::{AppState, router};
 use crate::broker::BrokerConfig;
 use crate::broker::ip_policy::IpPolicy;
+use crate::ingest::Ingest;
+use crate::ingest::delivery::{Pipeline, PipelineConfig};
+use crate::ingest::event_store::{EventStore, Retention};
+use crate::ingest::scheduler::{ConnectorScheduler, SchedulerConfig};
 use crate::management::ManagementService;
 use crate::management::model::{Principal, Role};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeLimits};
@@ -31,6 +35,55 @@ pub struct ServerConfig {
     pub allow_private_networks: bool,
     /// Sandbox limits.
     pub limits: LimitsConfig,
+    /// Ingestion (`[ingest]`).
+    pub ingest: IngestConfig,
+    /// The embedded event store (`[events]`).
+    pub events: EventsConfig,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Multiplies every connector's schedule (`0.01` polls a `PT1M` connector every
+    /// 600 ms: demos, tests, benchmarks).
+    pub schedule_scale: f64,
+    /// Event ids remembered per connector for dedup.
+    pub dedup_window: u64,
+    /// Batches in the sinks at once (all connectors); beyond it polling pauses.
+    pub max_inflight_batches: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            schedule_scale: 1.0,
+            dedup_window: 10_000,
+            max_inflight_batches: 32,
+        }
+    }
+}
+
+/// `[events]`: retention of the embedded event store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events ingested longer ago are removed (0: no age limit).
+    pub retention_days: u64,
+    /// Oldest events are removed beyond this many bytes of events (0: no size limit).
+    pub max_bytes: u64,
+    /// Seconds between retention passes.
+    pub retention_interval_secs: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            retention_days: 30,
+            max_bytes: 1 << 30,
+            retention_interval_secs: 60,
+        }
+    }
 }
 
 /// `[limits]`.
@@ -69,6 +122,8 @@ impl Default for ServerConfig {
             plugin_dir: PathBuf::from("target/plugins"),
             allow_private_networks: false,
             limits: LimitsConfig::default(),
+            ingest: IngestConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -168,19 +223,86 @@ pub async fn start(
     );
     let runtime =
         Runtime::new(config.runtime_config()?).map_err(|e| ServerError::Startup(e.to_string()))?;
-    let service = ManagementService::open(store, runtime)
-        .await
-        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    let service = Arc::new(
+        ManagementService::open(store.clone(), runtime)
+            .await
+            .map_err(|e| ServerError::Startup(e.to_string()))?,
+    );
     let new_admin_token = service
         .bootstrap_admin(preset_admin_token)
         .await
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     install_bundled(&service, &config.plugin_dir).await;
-    let state = AppState::new(service);
+    let ingest = start_ingest(config, store, service.clone()).await?;
+    let state = AppState::shared(service);
+    let _ = state.0.ingest.set(ingest);
     state.0.ready.store(true, Ordering::Relaxed);
     Ok(Started {
         state,
         new_admin_token,
+    })
+}
+
+/// The event store, the delivery pipeline and the scheduler (hooked into the service's
+/// connector lifecycle), every enabled connector resumed from its cursor, and the
+/// periodic retention pass.
+async fn start_ingest(
+    config: &ServerConfig,
+    store: Arc<dyn KvStore>,
+    service: Arc<ManagementService>,
+) -> Result<Ingest, ServerError> {
+    let ev = &config.events;
+    let retention = Retention {
+        max_age: (ev.retention_days > 0).then(|| Duration::from_secs(ev.retention_days * 86_400)),
+        max_bytes: (ev.max_bytes > 0).then_some(ev.max_bytes),
+    };
+    let ing = &config.ingest;
+    if !(ing.schedule_scale.is_finite() && ing.schedule_scale > 0.0) {
+        return Err(ServerError::Config {
+            path: "ingest.schedule_scale".into(),
+            message: "must be a positive number".into(),
+        });
+    }
+    let event_store = Arc::new(
+        EventStore::open(store.clone(), retention)
+            .map_err(|e| ServerError::Startup(e.to_string()))?,
+    );
+    let pipeline = Arc::new(Pipeline::new(
+        store,
+        event_store.clone(),
+        PipelineConfig {
+            dedup_window: ing.dedup_window.max(1),
+            max_inflight_batches: ing.max_inflight_batches.max(1),
+            ..PipelineConfig::default()
+        },
+    ));
+    let scheduler = ConnectorScheduler::new(
+        service,
+        pipeline.clone(),
+        SchedulerConfig {
+            schedule_scale: ing.schedule_scale,
+            ..SchedulerConfig::default()
+        },
+    );
+    scheduler.attach();
+    let resumed = scheduler.resume_all().await;
+    tracing::info!(connectors = resumed, "ingestion started");
+    let every = Duration::from_secs(ev.retention_interval_secs.max(1));
+    let weak = Arc::downgrade(&event_store);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(es) = weak.upgrade() else { return };
+            match tokio::task::spawn_blocking(move || es.prune()).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "event retention"),
+                Ok(Err(e)) => tracing::error!(error = %e, "event retention failed"),
+                _ => {}
+            }
+        }
+    });
+    Ok(Ingest {
+        pipeline,
+        scheduler,
     })
 }
 
@@ -244,6 +366,10 @@ pub async fn serve_on(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| ServerError::Startup(format!("server error: {e}")))?;
+    if let Some(ingest) = state.ingest() {
+        // In-flight polls end uncommitted; they are polled again after the restart.
+        ingest.scheduler.shutdown().await;
+    }
     state
         .service()
         .store()

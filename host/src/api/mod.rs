@@ -5,6 +5,7 @@
 
 mod connectors;
 mod error;
+mod events;
 pub mod graphql;
 pub mod openapi;
 mod orgs;
@@ -38,7 +39,9 @@ pub struct AppState(pub Arc<AppInner>);
 /// What [`AppState`] holds.
 pub struct AppInner {
     /// The management service.
-    pub service: ManagementService,
+    pub service: Arc<ManagementService>,
+    /// The ingestion pipeline and scheduler, once the server started them.
+    pub ingest: std::sync::OnceLock<crate::ingest::Ingest>,
     /// Set once startup (bundled plugins, store) is complete.
     pub ready: AtomicBool,
     /// Browser sessions of the admin panel.
@@ -49,8 +52,14 @@ pub struct AppInner {
 impl AppState {
     /// Wrap a service.
     pub fn new(service: ManagementService) -> Self {
+        Self::shared(Arc::new(service))
+    }
+
+    /// Wrap a service that ingestion shares.
+    pub fn shared(service: Arc<ManagementService>) -> Self {
         AppState(Arc::new(AppInner {
             service,
+            ingest: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
             ui_sessions: crate::ui::SessionStore::default(),
             next_request: AtomicU64::new(1),
@@ -60,6 +69,11 @@ impl AppState {
     /// The service.
     pub fn service(&self) -> &ManagementService {
         &self.0.service
+    }
+
+    /// Ingestion (pipeline, event store, scheduler), when started.
+    pub fn ingest(&self) -> Option<&crate::ingest::Ingest> {
+        self.0.ingest.get()
     }
 }
 
@@ -174,6 +188,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(orgs::routes())
         .merge(connectors::routes())
+        .merge(events::routes())
         .merge(plugins::routes())
         .route("/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));

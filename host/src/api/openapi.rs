@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{connectors, orgs, plugins};
+use super::{connectors, events, orgs, plugins};
 
 /// `{"items": [...]}`: the envelope of every list answer.
 #[derive(Serialize, ToSchema)]
@@ -104,6 +104,7 @@ impl Modify for BearerAuth {
         connectors::disable,
         connectors::test,
         connectors::revisions,
+        events::list_events,
     ),
     components(schemas(super::ApiError, crate::config_schema::FieldError)),
     modifiers(&BearerAuth),
@@ -113,6 +114,7 @@ impl Modify for BearerAuth {
         (name = "plugins", description = "Connector plugins installed at runtime, with the capabilities they request"),
         (name = "connectors", description = "Connectors of an organisation: configuration revisions, enable/disable, connection test"),
         (name = "audit", description = "The audit log of management actions"),
+        (name = "events", description = "Events ingested into the embedded event store"),
     )
 )]
 pub struct ApiDoc;

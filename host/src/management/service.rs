@@ -8,13 +8,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use super::lifecycle::ConnectorLifecycle;
 use super::model::*;
 use crate::broker::credentials::NoCredentials;
 use crate::broker::host_pattern::HostPattern;
 use crate::config_schema::FieldError;
+use crate::ingest::state::StoreStateStore;
 use crate::runtime::plugin_log::TracingLogSink;
-use crate::runtime::state_store::InMemoryStateStore;
-use crate::runtime::{ConnectorEnv, LoadError, LoadedPlugin, Runtime, TestReport};
+use crate::runtime::{
+    ConnectorEnv, ConnectorSandbox, LoadError, LoadedPlugin, Runtime, TestReport,
+};
 use crate::store::{KvStore, KvStoreExt, StoreError, WriteOp};
 
 /// Why an operation failed. The API maps each to a status and a problem document.
@@ -237,6 +240,9 @@ pub struct ManagementService {
     /// `write`, after the store batch has been applied.
     plugins: parking_lot::RwLock<HashMap<(String, String), InstalledPlugin>>,
     write: tokio::sync::Mutex<()>,
+    /// Ingestion's hook, awaited by every connector change (weak: the scheduler owns the
+    /// service, not the other way round).
+    lifecycle: parking_lot::RwLock<Option<std::sync::Weak<dyn ConnectorLifecycle>>>,
 }
 
 impl std::fmt::Debug for ManagementService {
@@ -266,6 +272,7 @@ impl ManagementService {
             runtime,
             plugins: parking_lot::RwLock::new(HashMap::new()),
             write: tokio::sync::Mutex::new(()),
+            lifecycle: parking_lot::RwLock::new(None),
         };
         for (_, rec) in svc.store.scan_json::<PluginRecord>("plugin/")? {
             let loaded = match svc.store.get(&format!("blob/{}", rec.sha256))? {
@@ -300,6 +307,45 @@ impl ManagementService {
     /// The store.
     pub fn store(&self) -> &Arc<dyn KvStore> {
         &self.store
+    }
+
+    /// Register ingestion's hook: every connector change awaits it before returning.
+    pub fn set_lifecycle(&self, hook: std::sync::Weak<dyn ConnectorLifecycle>) {
+        *self.lifecycle.write() = Some(hook);
+    }
+
+    fn lifecycle(&self) -> Option<Arc<dyn ConnectorLifecycle>> {
+        self.lifecycle.read().as_ref().and_then(|w| w.upgrade())
+    }
+
+    async fn notify_changed(&self, rec: &ConnectorRecord) {
+        if let Some(hook) = self.lifecycle() {
+            hook.connector_changed(rec).await;
+        }
+    }
+
+    /// Every configured connector of every org (ingestion resumes the enabled ones).
+    pub fn all_connectors(&self) -> Result<Vec<ConnectorRecord>> {
+        Ok(self
+            .store
+            .scan_json::<ConnectorRecord>("conn/")?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect())
+    }
+
+    /// A connector's record, without a principal (ingestion, push receivers).
+    pub fn connector_record(&self, org: &str, id: &str) -> Result<ConnectorRecord> {
+        self.get_connector_record(org, id)
+    }
+
+    /// The sandbox a connector's calls run in: its plugin version bound to
+    /// [`ManagementService::connector_env`].
+    pub fn connector_sandbox(&self, rec: &ConnectorRecord) -> Result<ConnectorSandbox> {
+        let plugin = self.loaded(&rec.spec.plugin.id, &rec.spec.plugin.version)?;
+        plugin
+            .bind(self.connector_env(rec))
+            .map_err(|e| ServiceError::Conflict(e.to_string()))
     }
 
     // ----- tokens and principals -------------------------------------------------------
@@ -773,6 +819,7 @@ impl ManagementService {
         }
         let mut ops = Vec::new();
         let mut disabled = Vec::new();
+        let mut stopped = Vec::new();
         for mut c in users {
             if c.enabled {
                 c.enabled = false;
@@ -794,6 +841,7 @@ impl ManagementService {
             }
             disabled.push(format!("{}/{}", c.org, c.id));
             ops.push(WriteOp::put_json(format!("conn/{}/{}", c.org, c.id), &c)?);
+            stopped.push(c);
         }
         for v in &versions {
             ops.push(WriteOp::Delete(format!("plugin/{}/{}", v.id, v.version)));
@@ -810,6 +858,9 @@ impl ManagementService {
             serde_json::json!({"versions": versions.iter().map(|v| &v.version).collect::<Vec<_>>(), "forced": force, "disabled_connectors": disabled}),
         )?);
         self.store.apply(ops)?;
+        for c in &stopped {
+            self.notify_changed(c).await;
+        }
         let mut map = self.plugins.write();
         for v in &versions {
             map.remove(&(v.id.clone(), v.version.clone()));
@@ -1030,6 +1081,9 @@ impl ManagementService {
             WriteOp::put_json(format!("rev/{org}/{}/{:010}", rec.id, 1), &rev)?,
             audit,
         ])?;
+        if rec.enabled {
+            self.notify_changed(&rec).await;
+        }
         Ok(rec)
     }
 
@@ -1200,6 +1254,9 @@ impl ManagementService {
             WriteOp::put_json(format!("rev/{org}/{id}/{:010}", rec.revision), &rev)?,
             audit,
         ])?;
+        if rec.enabled {
+            self.notify_changed(&rec).await;
+        }
         Ok((rec, diff))
     }
 
@@ -1266,6 +1323,8 @@ impl ManagementService {
             WriteOp::put_json(Self::connector_key(org, id), &rec)?,
             audit,
         ])?;
+        // Enabling starts ingestion; disabling returns only once it has stopped.
+        self.notify_changed(&rec).await;
         Ok(rec)
     }
 
@@ -1292,6 +1351,9 @@ impl ManagementService {
             serde_json::Value::Null,
         )?);
         self.store.apply(ops)?;
+        if let Some(hook) = self.lifecycle() {
+            hook.connector_deleted(org, id).await;
+        }
         Ok(())
     }
 
@@ -1311,7 +1373,7 @@ impl ManagementService {
             grants,
             // Credentials come from the vault (separate issue); until then none are bound.
             credentials: Arc::new(NoCredentials),
-            state: Arc::new(InMemoryStateStore::new()),
+            state: Arc::new(StoreStateStore::new(self.store.clone(), &rec.org, &rec.id)),
             log_sink: Arc::new(TracingLogSink),
         }
     }

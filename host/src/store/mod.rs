@@ -71,6 +71,32 @@ pub trait KvStore: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StoreError>;
     /// Bytes used on disk, when known.
     fn size_on_disk(&self) -> Option<u64>;
+
+    /// Up to `limit` key/values under `prefix` strictly after `after` (or from the start
+    /// of the prefix), in key order; `reverse` walks from the end (strictly before
+    /// `after`). Backends should override this with a real range scan; the default
+    /// filters [`KvStore::scan_prefix`].
+    fn scan_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut all = self.scan_prefix(prefix)?;
+        if reverse {
+            all.reverse();
+        }
+        Ok(all
+            .into_iter()
+            .filter(|(k, _)| match after {
+                None => true,
+                Some(a) if reverse => k.as_str() < a,
+                Some(a) => k.as_str() > a,
+            })
+            .take(limit)
+            .collect())
+    }
 }
 
 /// Typed access on top of a [`KvStore`].

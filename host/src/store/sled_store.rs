@@ -69,4 +69,70 @@ impl KvStore for SledStore {
     fn size_on_disk(&self) -> Option<u64> {
         self.db.size_on_disk().ok()
     }
+
+    fn scan_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        use std::ops::Bound;
+        let p = prefix.as_bytes().to_vec();
+        let end = prefix_end(&p);
+        // An `after` outside the prefix means "from the start" (forward) or "from the
+        // end" (reverse) of the prefix.
+        let after = after.filter(|a| a.starts_with(prefix));
+        let (lo, hi): (Bound<Vec<u8>>, Bound<Vec<u8>>) = match (after, reverse) {
+            (Some(a), false) => (Bound::Excluded(a.as_bytes().to_vec()), end),
+            (None, false) => (Bound::Included(p.clone()), end),
+            (Some(a), true) => (
+                Bound::Included(p.clone()),
+                Bound::Excluded(a.as_bytes().to_vec()),
+            ),
+            (None, true) => (Bound::Included(p.clone()), end),
+        };
+        let range = self.db.range::<Vec<u8>, _>((lo, hi));
+        let decode = |r: sled::Result<(sled::IVec, sled::IVec)>| {
+            let (k, v) = r.map_err(backend)?;
+            Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+        };
+        let mut out = Vec::new();
+        if reverse {
+            for r in range.rev() {
+                let (k, v) = decode(r)?;
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                out.push((k, v));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        } else {
+            for r in range {
+                let (k, v) = decode(r)?;
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                out.push((k, v));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (unbounded if none).
+fn prefix_end(prefix: &[u8]) -> std::ops::Bound<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return std::ops::Bound::Excluded(end);
+        }
+    }
+    std::ops::Bound::Unbounded
 }
