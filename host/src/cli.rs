@@ -472,6 +472,7 @@ async fn run(cli: Cli) -> Result<Result<serde_json::Value, Failure>> {
                 credentials,
                 state: Arc::new(InMemoryStateStore::new()),
                 log_sink: Arc::new(TracingLogSink),
+                upstream: None,
             };
             let sandbox = plugin.bind(env).map_err(|e| anyhow!("--grant: {e}"))?;
             call(

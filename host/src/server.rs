@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub ingest: IngestConfig,
     /// The embedded event store (`[events]`).
     pub events: EventsConfig,
+    /// Health thresholds, upstream backoff and the crash-loop policy (`[health]`).
+    pub health: crate::health::HealthConfig,
 }
 
 /// `[ingest]`.
@@ -124,6 +126,7 @@ impl Default for ServerConfig {
             limits: LimitsConfig::default(),
             ingest: IngestConfig::default(),
             events: EventsConfig::default(),
+            health: crate::health::HealthConfig::default(),
         }
     }
 }
@@ -233,6 +236,12 @@ pub async fn start(
         .await
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     install_bundled(&service, &config.plugin_dir).await;
+    config.health.validate().map_err(|e| ServerError::Config {
+        path: "health".into(),
+        message: e.to_string(),
+    })?;
+    service.configure_health(config.health.clone());
+    crate::health::worker::spawn(Arc::downgrade(&service));
     let ingest = start_ingest(config, store, service.clone()).await?;
     let state = AppState::shared(service);
     let _ = state.0.ingest.set(ingest);

@@ -278,6 +278,7 @@ fn benches(c: &mut Criterion) {
                     credentials: &NoCredentials,
                     deadline: Instant::now() + Duration::from_secs(10),
                     budget: &budget,
+                    upstream: None,
                 };
                 let r = broker
                     .send(

@@ -469,6 +469,122 @@ impl Health {
     async fn since(&self) -> &str {
         &self.0.since
     }
+    /// The reasons with their fields.
+    async fn details(&self) -> Vec<HealthReason> {
+        self.0.details.iter().cloned().map(HealthReason).collect()
+    }
+}
+
+/// A reason code with its fields.
+struct HealthReason(crate::health::HealthReason);
+
+#[Object]
+impl HealthReason {
+    /// `AUTH_FAILED`, `RATE_LIMITED`, `UPSTREAM_ERROR`, `TIMEOUT`, `PLUGIN_TRAP`,
+    /// `PARSE_ERRORS`, `DUPLICATE_FLOOD`, `STALE`, `BACKPRESSURED`, `CRASH_LOOP`.
+    async fn code(&self) -> &'static str {
+        self.0.code()
+    }
+    /// The reason's fields (`until`, `status`, `rate`, `sample`, `ratio`, `since`, ...).
+    async fn fields(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.0).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("code");
+        }
+        v
+    }
+}
+
+/// One change of a connector's health.
+struct HealthTransition(model::HealthTransition);
+
+#[Object]
+impl HealthTransition {
+    /// When (RFC 3339).
+    async fn at(&self) -> &str {
+        &self.0.at
+    }
+    /// Previous state.
+    async fn from(&self) -> HealthState {
+        self.0.from.into()
+    }
+    /// New state.
+    async fn to(&self) -> HealthState {
+        self.0.to.into()
+    }
+    /// New reason codes.
+    async fn reasons(&self) -> &[String] {
+        &self.0.reasons
+    }
+    /// The reasons with their fields.
+    async fn details(&self) -> Vec<HealthReason> {
+        self.0.details.iter().cloned().map(HealthReason).collect()
+    }
+}
+
+/// Per-connector figures.
+struct ConnectorMetrics(crate::health::ConnectorMetricsView);
+
+#[Object]
+impl ConnectorMetrics {
+    /// Events the plugin produced, before dedup.
+    async fn events_in(&self) -> u64 {
+        self.0.events_in
+    }
+    /// Events dropped as duplicates.
+    async fn duplicates_dropped(&self) -> u64 {
+        self.0.duplicates_dropped
+    }
+    /// Events acknowledged by every sink.
+    async fn events_out(&self) -> u64 {
+        self.0.events_out
+    }
+    /// New events per minute over the last 5 minutes.
+    async fn events_per_minute(&self) -> f64 {
+        self.0.events_per_minute
+    }
+    /// Last new event (RFC 3339).
+    async fn last_event(&self) -> Option<&str> {
+        self.0.last_event.as_deref()
+    }
+    /// Last successful poll (RFC 3339).
+    async fn last_success(&self) -> Option<&str> {
+        self.0.last_success.as_deref()
+    }
+    /// Poll latency p50 over recent polls, milliseconds.
+    async fn poll_latency_p50_ms(&self) -> Option<f64> {
+        self.0.poll_latency_ms.p50
+    }
+    /// Poll latency p95, milliseconds.
+    async fn poll_latency_p95_ms(&self) -> Option<f64> {
+        self.0.poll_latency_ms.p95
+    }
+    /// Poll latency p99, milliseconds.
+    async fn poll_latency_p99_ms(&self) -> Option<f64> {
+        self.0.poll_latency_ms.p99
+    }
+    /// Errors by reason code.
+    async fn errors(&self) -> serde_json::Value {
+        serde_json::to_value(&self.0.errors).unwrap_or_default()
+    }
+    /// Accepted events not yet acknowledged by every sink.
+    async fn sink_pending_events(&self) -> u64 {
+        self.0.sink_pending_events
+    }
+    /// How long the oldest of those has waited, seconds.
+    async fn sink_lag_secs(&self) -> f64 {
+        self.0.sink_lag_secs
+    }
+}
+
+/// What a crash loop does to a connector.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::management::model::CrashLoopPolicy")]
+enum CrashLoopPolicy {
+    /// Disable it automatically (audited).
+    Disable,
+    /// Only report it in health.
+    Ignore,
 }
 
 /// One stage of a connection test.
@@ -884,6 +1000,28 @@ impl Connector {
     async fn health(&self) -> Health {
         Health(self.0.health.clone())
     }
+    /// Recent health transitions, newest first.
+    async fn health_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 1, maximum = 1000))] limit: i32,
+    ) -> Option<Vec<HealthTransition>> {
+        let view = caller(ctx).and_then(|(svc, p)| {
+            svc.connector_health(p, &self.0.org, &self.0.id, limit as usize)
+                .gql()
+        });
+        nullable(ctx, view).map(|v| v.transitions.into_iter().map(HealthTransition).collect())
+    }
+    /// Events/min, last event, poll latency percentiles, errors by reason, sink lag.
+    async fn metrics(&self, ctx: &Context<'_>) -> Option<ConnectorMetrics> {
+        let m = caller(ctx)
+            .and_then(|(svc, p)| svc.connector_metrics(p, &self.0.org, &self.0.id).gql());
+        nullable(ctx, m).map(ConnectorMetrics)
+    }
+    /// What a crash loop does to this connector.
+    async fn crash_loop_policy(&self) -> CrashLoopPolicy {
+        self.0.crash_loop_policy.into()
+    }
     /// Current revision number.
     async fn revision(&self) -> u64 {
         self.0.revision
@@ -1030,6 +1168,8 @@ struct UpdateConnectorInput {
     grants: Option<Vec<String>>,
     /// New schedule.
     schedule: Option<String>,
+    /// What a crash loop does (not a configuration revision).
+    crash_loop_policy: Option<CrashLoopPolicy>,
 }
 
 /// Filters of `connectors`.
@@ -1241,6 +1381,7 @@ impl MutationRoot {
                 credentials: input.credentials.map(binding_map),
                 grants: input.grants,
                 schedule: input.schedule,
+                crash_loop_policy: input.crash_loop_policy.map(Into::into),
             };
             let (connector, capability_diff) =
                 svc.update_connector(p, &org, &id, patch).await.gql()?;

@@ -5,6 +5,7 @@
 
 mod connectors;
 mod error;
+mod health;
 mod events;
 pub mod graphql;
 pub mod openapi;
@@ -188,6 +189,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(orgs::routes())
         .merge(connectors::routes())
+        .merge(health::routes())
         .merge(events::routes())
         .merge(plugins::routes())
         .route("/openapi.json", get(openapi::openapi_json))
@@ -195,6 +197,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(health::prometheus))
         .nest("/v1", v1)
         .merge(graphql::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY)))
         .merge(crate::ui::routes())

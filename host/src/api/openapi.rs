@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{connectors, events, orgs, plugins};
+use super::{connectors, events, health, orgs, plugins};
 
 /// `{"items": [...]}`: the envelope of every list answer.
 #[derive(Serialize, ToSchema)]
@@ -104,6 +104,9 @@ impl Modify for BearerAuth {
         connectors::disable,
         connectors::test,
         connectors::revisions,
+        health::connector_health,
+        health::connector_metrics,
+        health::prometheus,
         events::list_events,
     ),
     components(schemas(super::ApiError, crate::config_schema::FieldError)),

@@ -14,7 +14,10 @@
 //!    at most the response-size cap, follows redirects itself (each hop re-checked, the
 //!    credential re-applied only where it is bound), refreshes an OAuth token once on
 //!    `invalid_token`;
-//! 7. strips every secret from what the plugin can read back.
+//! 7. strips every secret from what the plugin can read back;
+//! 8. records the response's status and rate-limit headers (or the timeout/transport
+//!    failure) into the connector's [`UpstreamRecorder`], so health sees the upstream
+//!    itself rather than through the plugin.
 
 pub mod credentials;
 pub mod host_pattern;
@@ -32,6 +35,7 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::capability_granter::CapabilityGranter;
+use crate::health::{UpstreamFailure, UpstreamRecorder, UpstreamResponse};
 use credentials::{ApiKeyPlacement, Credential, CredentialSecret, CredentialSource};
 use host_pattern::origin_of;
 use ip_policy::IpPolicy;
@@ -197,6 +201,8 @@ pub struct EgressContext<'a> {
     pub deadline: Instant,
     /// The call's request budget.
     pub budget: &'a RequestBudget,
+    /// Where each response's status and rate-limit headers are recorded (health).
+    pub upstream: Option<&'a UpstreamRecorder>,
 }
 
 /// Marker error raised by the resolver when an address is refused.
@@ -455,6 +461,24 @@ impl HttpBroker {
                 "broker request done"
             ),
             Err(e) => tracing::debug!(error = %e, "broker request failed"),
+        }
+        if let Some(rec) = ctx.upstream {
+            let at = Instant::now();
+            match &result {
+                Ok(r) => rec.record(UpstreamResponse::from_headers(
+                    r.status,
+                    r.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+                    at,
+                )),
+                Err(BrokerError::Timeout) => {
+                    rec.record(UpstreamResponse::failed(UpstreamFailure::Timeout, at))
+                }
+                Err(BrokerError::Transport(_)) => {
+                    rec.record(UpstreamResponse::failed(UpstreamFailure::Transport, at))
+                }
+                // Refused before reaching the upstream: nothing the upstream said.
+                Err(_) => {}
+            }
         }
         result
     }

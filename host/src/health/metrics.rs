@@ -196,15 +196,7 @@ impl ConnectorMetrics {
                 self.polls_failed += 1;
                 self.latency(*latency);
                 let cfg = super::HealthConfig::default();
-                let fault = classify(
-                    code,
-                    message,
-                    *status,
-                    *retry_after,
-                    upstream,
-                    &cfg,
-                    t.mono,
-                );
+                let fault = classify(code, message, *status, *retry_after, upstream, &cfg, t.mono);
                 *self.errors.entry(fault.code()).or_default() += 1;
             }
             Observation::PluginTrapped { .. } => {
@@ -256,11 +248,7 @@ impl ConnectorMetrics {
             .filter(|(bm, _)| *bm + RATE_WINDOW_MINUTES > m)
             .map(|(_, c)| c)
             .sum();
-        let elapsed_min = t
-            .mono
-            .saturating_duration_since(self.started)
-            .as_secs_f64()
-            / 60.0;
+        let elapsed_min = t.mono.saturating_duration_since(self.started).as_secs_f64() / 60.0;
         let span = elapsed_min.clamp(1.0, RATE_WINDOW_MINUTES as f64);
         (sum as f64 / span * 100.0).round() / 100.0
     }

@@ -294,6 +294,7 @@ struct Entry {
     plugin: String,
     tracker: Tracker,
     metrics: ConnectorMetrics,
+    recorder: Arc<UpstreamRecorder>,
 }
 
 /// Most queued [`HealthEvent`]s before the oldest are dropped (the worker also
@@ -383,6 +384,7 @@ impl HealthMonitor {
                         plugin: plugin.to_string(),
                         tracker,
                         metrics: ConnectorMetrics::new(),
+                        recorder: Arc::new(UpstreamRecorder::new()),
                     })),
                 );
             }
@@ -415,30 +417,63 @@ impl HealthMonitor {
             .cloned()
     }
 
+    fn entry_or_register(&self, org: &str, connector: &str) -> Arc<parking_lot::Mutex<Entry>> {
+        loop {
+            if let Some(e) = self.entry(org, connector) {
+                return e;
+            }
+            self.register(org, connector, "unknown", true, None);
+        }
+    }
+
+    /// The recorder the broker fills with this connector's upstream responses (put into
+    /// its `ConnectorEnv` by `ManagementService::connector_env`). Observations of plugin
+    /// calls take what it holds, so the pipeline need not pass `upstream` itself.
+    pub fn recorder(&self, org: &str, connector: &str) -> Arc<UpstreamRecorder> {
+        self.entry_or_register(org, connector)
+            .lock()
+            .recorder
+            .clone()
+    }
+
     /// Record what happened. Unregistered connectors are registered on first sight with
     /// the plugin label `unknown` (the service registers every configured one).
     pub fn observe(&self, org: &str, connector: &str, obs: Observation) {
         self.observe_at(org, connector, obs, now_tick());
     }
 
-    fn observe_at(&self, org: &str, connector: &str, obs: Observation, t: Tick) {
+    fn observe_at(&self, org: &str, connector: &str, mut obs: Observation, t: Tick) {
         let cfg = self.config.read().clone();
-        let entry = match self.entry(org, connector) {
-            Some(e) => e,
-            None => {
-                self.register(org, connector, "unknown", true, None);
-                match self.entry(org, connector) {
-                    Some(e) => e,
-                    None => return,
-                }
-            }
-        };
+        let entry = self.entry_or_register(org, connector);
         let (change, crash) = {
             let mut e = entry.lock();
+            if let Observation::PollSucceeded { upstream, .. }
+            | Observation::PollFailed { upstream, .. }
+            | Observation::ConnectionProbe { upstream, .. } = &mut obs
+            {
+                let mut recorded = e.recorder.drain();
+                if !recorded.is_empty() {
+                    recorded.append(upstream);
+                    *upstream = recorded;
+                }
+            }
             e.metrics.observe(&obs, t);
             e.tracker.observe(&obs, &cfg, t)
         };
         self.publish(org, connector, change, crash);
+    }
+
+    /// The crash-loop policy disabled the connector (called by the service before the
+    /// disable is written, so late results of its last call change nothing).
+    pub fn crash_disabled(&self, org: &str, connector: &str, failures: u32, last_error: String) {
+        let Some(entry) = self.entry(org, connector) else {
+            return;
+        };
+        let change = entry
+            .lock()
+            .tracker
+            .crash_disabled(failures, last_error, now_tick());
+        self.publish(org, connector, change, None);
     }
 
     fn publish(
@@ -466,12 +501,7 @@ impl HealthMonitor {
             });
         }
         if let Some((failures, last_error)) = crash {
-            tracing::warn!(
-                org,
-                connector,
-                failures,
-                "connector is crash-looping"
-            );
+            tracing::warn!(org, connector, failures, "connector is crash-looping");
             pending.push(HealthEvent::CrashLoop {
                 org: org.to_string(),
                 connector: connector.to_string(),
@@ -550,12 +580,28 @@ impl HealthMonitor {
             .collect()
     }
 
-    /// `/metrics`: Prometheus text exposition format 0.0.4.
-    pub fn render_prometheus(&self) -> String {
+    /// Every tracked connector that is enabled: (org, connector).
+    pub fn tracked_enabled(&self) -> Vec<(String, String)> {
+        let entries: Vec<(Key, Arc<parking_lot::Mutex<Entry>>)> = self
+            .entries
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        entries
+            .into_iter()
+            .filter(|(_, e)| e.lock().tracker.enabled())
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// `/metrics`: Prometheus text exposition format 0.0.4, of every org or only `org`.
+    pub fn render_prometheus(&self, org: Option<&str>) -> String {
         let mut entries: Vec<(Key, Arc<parking_lot::Mutex<Entry>>)> = self
             .entries
             .read()
             .iter()
+            .filter(|(k, _)| org.is_none_or(|o| k.0 == o))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));

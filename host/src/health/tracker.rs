@@ -191,6 +191,8 @@ pub struct Tracker {
     details: Vec<HealthReason>,
     since: SystemTime,
     observed: bool,
+    /// The state shown before the first observation (`unknown`, or the persisted one).
+    baseline: HealthState,
     consecutive_failures: u32,
     consecutive_successes: u32,
     /// The active fault and whether it has reached `failing`.
@@ -230,6 +232,7 @@ impl Tracker {
             details: Vec::new(),
             since: t.wall,
             observed: false,
+            baseline: HealthState::Unknown,
             consecutive_failures: 0,
             consecutive_successes: 0,
             fault: None,
@@ -256,8 +259,14 @@ impl Tracker {
     pub fn seed(&mut self, state: HealthState, details: Vec<HealthReason>) {
         if self.enabled && state != HealthState::Disabled {
             self.state = state;
+            self.baseline = state;
             self.details = details;
         }
+    }
+
+    /// Enabled?
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Current state.
@@ -293,19 +302,19 @@ impl Tracker {
     }
 
     /// Enable (clean slate) or disable.
-    pub fn set_enabled(&mut self, enabled: bool, cfg: &HealthConfig, t: Tick) -> Option<Change> {
+    pub fn set_enabled(&mut self, enabled: bool, _cfg: &HealthConfig, t: Tick) -> Option<Change> {
         if enabled == self.enabled {
             return None;
         }
-        let keep_cadence = (self.cadence_secs, self.cadence_samples);
-        *self = Tracker {
-            since: self.since,
-            state: self.state,
-            details: std::mem::take(&mut self.details),
-            ..Tracker::new(enabled, t)
-        };
-        (self.cadence_secs, self.cadence_samples) = keep_cadence;
-        self.evaluate(cfg, t)
+        let (from, cadence) = (self.state, (self.cadence_secs, self.cadence_samples));
+        *self = Tracker::new(enabled, t);
+        (self.cadence_secs, self.cadence_samples) = cadence;
+        Some(Change {
+            from,
+            to: self.state,
+            details: Vec::new(),
+            at: rfc3339(t.wall),
+        })
     }
 
     /// Apply one observation. Returns the state change, if any, and a crash-loop trip.
@@ -353,15 +362,7 @@ impl Tracker {
                 ..
             } => {
                 self.proactive_hold(upstream);
-                let fault = classify(
-                    code,
-                    message,
-                    *status,
-                    *retry_after,
-                    upstream,
-                    cfg,
-                    t.mono,
-                );
+                let fault = classify(code, message, *status, *retry_after, upstream, cfg, t.mono);
                 if let Fault::Parse(s) = &fault {
                     self.parse_sample = Some(s.clone());
                     self.sample(t, 0, 0, 1);
@@ -390,7 +391,10 @@ impl Tracker {
                     if matches!(
                         self.fault,
                         Some((
-                            Fault::Auth(_) | Fault::Upstream(_) | Fault::Timeout | Fault::RateLimited(_),
+                            Fault::Auth(_)
+                                | Fault::Upstream(_)
+                                | Fault::Timeout
+                                | Fault::RateLimited(_),
                             _
                         ))
                     ) {
@@ -426,7 +430,11 @@ impl Tracker {
 
     fn proactive_hold(&mut self, upstream: &[UpstreamResponse]) {
         // An empty quota (or Retry-After on any response) holds even a successful call.
-        if let Some(h) = upstream.iter().filter_map(UpstreamResponse::hold_until).max() {
+        if let Some(h) = upstream
+            .iter()
+            .filter_map(UpstreamResponse::hold_until)
+            .max()
+        {
             self.rate_until = Some(self.rate_until.map_or(h, |r| r.max(h)));
         }
     }
@@ -492,14 +500,22 @@ impl Tracker {
             }
             Fault::Auth(_) => {
                 self.auth_attempt = self.auth_attempt.saturating_add(1);
-                let d = doubling(cfg.auth_retry_secs, self.auth_attempt, cfg.auth_retry_max_secs);
+                let d = doubling(
+                    cfg.auth_retry_secs,
+                    self.auth_attempt,
+                    cfg.auth_retry_max_secs,
+                );
                 self.auth_until = Some(t.mono + d);
                 self.fault = Some((fault, HealthState::Failing));
                 return;
             }
             _ => {
                 self.backoff_attempt = self.backoff_attempt.saturating_add(1);
-                let d = doubling(cfg.backoff_base_secs, self.backoff_attempt, cfg.backoff_max_secs);
+                let d = doubling(
+                    cfg.backoff_base_secs,
+                    self.backoff_attempt,
+                    cfg.backoff_max_secs,
+                );
                 self.backoff_until = Some(t.mono + d.mul_f64(jitter_factor()));
             }
         }
@@ -643,7 +659,7 @@ impl Tracker {
             let mut state = if self.observed {
                 HealthState::Healthy
             } else {
-                self.state
+                self.baseline
             };
             if let Some((fault, level)) = &self.fault {
                 let reason = fault.reason(t);
@@ -657,6 +673,10 @@ impl Tracker {
                 }
             }
             let conditions = self.conditions(cfg, t);
+            if !self.observed && self.fault.is_none() && conditions.is_empty() {
+                // Nothing seen yet: keep showing the baseline (persisted) health.
+                return None;
+            }
             if !conditions.is_empty() {
                 if matches!(state, HealthState::Healthy | HealthState::Unknown) {
                     state = HealthState::Degraded;

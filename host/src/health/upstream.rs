@@ -178,7 +178,10 @@ mod tests {
     #[test]
     fn retry_after_seconds_or_http_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         // RFC 9110's example date is 784111777 (Sun, 06 Nov 1994 08:49:37 GMT).
         assert_eq!(
             parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now),

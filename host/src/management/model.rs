@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::health::HealthReason;
 use crate::manifest::{CredentialSlot, Manifest};
 use crate::runtime::TestStage;
 
@@ -182,6 +183,59 @@ pub struct Health {
     pub reasons: Vec<String>,
     /// When the state was entered.
     pub since: String,
+    /// The reasons with their fields (`{"code": "RATE_LIMITED", "until": ...}`), in the
+    /// order of `reasons`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<HealthReason>,
+}
+
+impl Health {
+    /// Health in `state` since now, without reasons.
+    pub fn new(state: HealthState, since: String) -> Self {
+        Health {
+            state,
+            reasons: Vec::new(),
+            since,
+            details: Vec::new(),
+        }
+    }
+
+    /// Health in `state` since `since` for `details` (codes derived from them).
+    pub fn with_reasons(state: HealthState, since: String, details: Vec<HealthReason>) -> Self {
+        Health {
+            state,
+            reasons: details.iter().map(|d| d.code().to_string()).collect(),
+            since,
+            details,
+        }
+    }
+}
+
+/// What happens when a connector crash-loops (see `[health]` `crash_loop_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CrashLoopPolicy {
+    /// Disable it automatically (audited with the reason).
+    #[default]
+    Disable,
+    /// Only report it in health.
+    Ignore,
+}
+
+/// One change of a connector's health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HealthTransition {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Previous state.
+    pub from: HealthState,
+    /// New state.
+    pub to: HealthState,
+    /// New reason codes.
+    pub reasons: Vec<String>,
+    /// The reasons with their fields.
+    #[serde(default)]
+    pub details: Vec<HealthReason>,
 }
 
 /// A configured connector.
@@ -198,6 +252,9 @@ pub struct ConnectorRecord {
     pub enabled: bool,
     /// Health.
     pub health: Health,
+    /// What a crash loop does to this connector.
+    #[serde(default)]
+    pub crash_loop_policy: CrashLoopPolicy,
     /// Current revision number.
     pub revision: u64,
     /// RFC 3339.

@@ -13,12 +13,16 @@ use super::model::*;
 use crate::broker::credentials::NoCredentials;
 use crate::broker::host_pattern::HostPattern;
 use crate::config_schema::FieldError;
+use crate::health::HealthMonitor;
 use crate::ingest::state::StoreStateStore;
 use crate::runtime::plugin_log::TracingLogSink;
 use crate::runtime::{
     ConnectorEnv, ConnectorSandbox, LoadError, LoadedPlugin, Runtime, TestReport,
 };
 use crate::store::{KvStore, KvStoreExt, StoreError, WriteOp};
+
+mod health_ops;
+pub use health_ops::ConnectorHealthView;
 
 /// Why an operation failed. The API maps each to a status and a problem document.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +134,9 @@ pub struct ConnectorPatch {
     /// New schedule.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// What a crash loop does (`disable` or `ignore`); not a configuration revision.
+    #[serde(default)]
+    pub crash_loop_policy: Option<CrashLoopPolicy>,
 }
 
 /// Filters of the connector list.
@@ -240,6 +247,8 @@ pub struct ManagementService {
     /// `write`, after the store batch has been applied.
     plugins: parking_lot::RwLock<HashMap<(String, String), InstalledPlugin>>,
     write: tokio::sync::Mutex<()>,
+    /// Health, hold-offs and metrics of every configured connector.
+    health: Arc<HealthMonitor>,
     /// Ingestion's hook, awaited by every connector change (weak: the scheduler owns the
     /// service, not the other way round).
     lifecycle: parking_lot::RwLock<Option<std::sync::Weak<dyn ConnectorLifecycle>>>,
@@ -272,6 +281,7 @@ impl ManagementService {
             runtime,
             plugins: parking_lot::RwLock::new(HashMap::new()),
             write: tokio::sync::Mutex::new(()),
+            health: Arc::new(HealthMonitor::default()),
             lifecycle: parking_lot::RwLock::new(None),
         };
         for (_, rec) in svc.store.scan_json::<PluginRecord>("plugin/")? {
@@ -296,6 +306,7 @@ impl ManagementService {
                 },
             );
         }
+        svc.register_health()?;
         Ok(svc)
     }
 
@@ -827,7 +838,9 @@ impl ManagementService {
                     state: HealthState::Disabled,
                     reasons: vec!["PLUGIN_UNLOADED".into()],
                     since: now(),
+                    details: Vec::new(),
                 };
+                self.health.set_enabled(&c.org, &c.id, false);
                 c.updated_at = now();
                 c.updated_by = p.actor();
                 ops.push(self.audit_op(
@@ -1044,15 +1057,15 @@ impl ManagementService {
             org: org.to_string(),
             spec: spec.clone(),
             enabled: input.enabled,
-            health: Health {
-                state: if input.enabled {
+            health: Health::new(
+                if input.enabled {
                     HealthState::Unknown
                 } else {
                     HealthState::Disabled
                 },
-                reasons: Vec::new(),
-                since: at.clone(),
-            },
+                at.clone(),
+            ),
+            crash_loop_policy: CrashLoopPolicy::default(),
             revision: 1,
             created_at: at.clone(),
             created_by: p.actor(),
@@ -1081,6 +1094,8 @@ impl ManagementService {
             WriteOp::put_json(format!("rev/{org}/{}/{:010}", rec.id, 1), &rev)?,
             audit,
         ])?;
+        self.health
+            .register(org, &rec.id, &rec.spec.plugin.id, rec.enabled, None);
         if rec.enabled {
             self.notify_changed(&rec).await;
         }
@@ -1226,7 +1241,16 @@ impl ManagementService {
         if let Some(s) = patch.schedule {
             spec.schedule = s;
         }
+        let policy_change = patch
+            .crash_loop_policy
+            .filter(|c| *c != rec.crash_loop_policy);
+        if let Some(policy) = policy_change {
+            rec.crash_loop_policy = policy;
+        }
         if spec == rec.spec {
+            if let Some(policy) = policy_change {
+                self.save_crash_loop_policy(p, &rec, policy)?;
+            }
             return Ok((rec, diff));
         }
         self.validate_spec(&spec).await?;
@@ -1254,6 +1278,8 @@ impl ManagementService {
             WriteOp::put_json(format!("rev/{org}/{id}/{:010}", rec.revision), &rev)?,
             audit,
         ])?;
+        self.health
+            .register(org, id, &rec.spec.plugin.id, rec.enabled, None);
         if rec.enabled {
             self.notify_changed(&rec).await;
         }
@@ -1280,6 +1306,19 @@ impl ManagementService {
         id: &str,
         enabled: bool,
     ) -> Result<ConnectorRecord> {
+        self.set_enabled_because(p, org, id, enabled, None).await
+    }
+
+    /// [`ManagementService::set_enabled`] with the health to record and the audit detail
+    /// saying why (the crash-loop policy's automatic disable).
+    pub(crate) async fn set_enabled_because(
+        &self,
+        p: &Principal,
+        org: &str,
+        id: &str,
+        enabled: bool,
+        because: Option<(Health, serde_json::Value)>,
+    ) -> Result<ConnectorRecord> {
         self.scope(p, org)?;
         Self::require(p, Role::Operator, "enabling or disabling connectors")?;
         let _g = self.write.lock().await;
@@ -1295,15 +1334,16 @@ impl ManagementService {
                 )))?;
         }
         rec.enabled = enabled;
-        rec.health = Health {
-            state: if enabled {
+        let (health, detail) = because.unwrap_or_else(|| {
+            let state = if enabled {
                 HealthState::Unknown
             } else {
                 HealthState::Disabled
-            },
-            reasons: Vec::new(),
-            since: now(),
-        };
+            };
+            (Health::new(state, now()), serde_json::Value::Null)
+        });
+        rec.health = health;
+        self.health.set_enabled(org, id, enabled);
         rec.updated_at = now();
         rec.updated_by = p.actor();
         let action = if enabled {
@@ -1317,7 +1357,7 @@ impl ManagementService {
             action,
             &format!("connector/{id}"),
             "ok",
-            serde_json::Value::Null,
+            detail,
         )?;
         self.store.apply(vec![
             WriteOp::put_json(Self::connector_key(org, id), &rec)?,
@@ -1342,6 +1382,8 @@ impl ManagementService {
             .collect();
         ops.push(WriteOp::Delete(Self::connector_key(org, id)));
         ops.push(WriteOp::Delete(format!("cursor/{org}/{id}")));
+        ops.extend(self.health_history_deletes(org, id)?);
+        self.health.forget(org, id);
         ops.push(self.audit_op(
             &p.actor(),
             Some(org),
@@ -1355,6 +1397,11 @@ impl ManagementService {
             hook.connector_deleted(org, id).await;
         }
         Ok(())
+    }
+
+    /// The health monitor (shared with ingestion, the API and the health worker).
+    pub fn health(&self) -> &Arc<HealthMonitor> {
+        &self.health
     }
 
     /// The environment a connector's plugin calls run in: its org and id, the granted
@@ -1375,6 +1422,7 @@ impl ManagementService {
             credentials: Arc::new(NoCredentials),
             state: Arc::new(StoreStateStore::new(self.store.clone(), &rec.org, &rec.id)),
             log_sink: Arc::new(TracingLogSink),
+            upstream: Some(self.health.recorder(&rec.org, &rec.id)),
         }
     }
 

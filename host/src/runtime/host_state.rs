@@ -326,6 +326,7 @@ impl http::Host for HostState {
             credentials: bound.env.credentials.as_ref(),
             deadline: scope.deadline,
             budget: &scope.budget,
+            upstream: bound.env.upstream.as_deref(),
         };
         let span = tracing::debug_span!(
             "http.send",

@@ -331,6 +331,9 @@ pub struct ConnectorEnv {
     pub state: Arc<dyn ConnectorStateStore>,
     /// Where plugin log lines go.
     pub log_sink: Arc<dyn PluginLogSink>,
+    /// Where the broker records every upstream response's status and rate-limit headers
+    /// (health reads them; `None`: not recorded).
+    pub upstream: Option<Arc<crate::health::UpstreamRecorder>>,
 }
 
 impl std::fmt::Debug for ConnectorEnv {
@@ -354,6 +357,7 @@ impl ConnectorEnv {
             credentials: Arc::new(NoCredentials),
             state: Arc::new(InMemoryStateStore::new()),
             log_sink: Arc::new(TracingLogSink),
+            upstream: None,
         }
     }
 }

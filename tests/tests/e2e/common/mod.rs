@@ -70,6 +70,7 @@ pub fn bind(plugin: &LoadedPlugin, id: &str, grants: &[&str], creds: StaticCrede
         credentials: Arc::new(creds),
         state: Arc::new(InMemoryStateStore::new()),
         log_sink: logs.clone(),
+        upstream: None,
     };
     Bound {
         sandbox: plugin.bind(env).unwrap(),
