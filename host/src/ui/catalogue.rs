@@ -17,7 +17,7 @@ use super::words::{self, CATEGORIES, HEALTH_STATES};
 use super::{UiError, check_csrf, html_response, org_of};
 use crate::api::AppState;
 use crate::management::ConnectorFilter;
-use crate::management::model::{ConnectorRecord, Role};
+use crate::management::model::{ConnectorRecord, Principal, Role};
 use crate::runtime::TestReport;
 
 /// Catalogue filters (empty = any) and the connector just toggled (for the undo notice).
@@ -72,29 +72,33 @@ pub struct Row {
 
 impl Row {
     /// A row from a record and what the health module knows.
-    pub fn build(state: &AppState, rec: &ConnectorRecord) -> Row {
+    pub fn build(state: &AppState, p: &Principal, rec: &ConnectorRecord) -> Row {
         let plugin = state
             .service()
             .plugin_record(&rec.spec.plugin.id, &rec.spec.plugin.version);
-        let act: Activity = activity::of(state, rec);
+        let act: Activity = activity::of(state, p, rec);
         Row {
             id: rec.id.clone(),
             name: rec.spec.name.clone(),
-            category: plugin
-                .as_ref()
-                .map(|p| words::category_code(p.manifest.category).to_string())
+            // The connector's own category (a generic plugin standing in for a source),
+            // else its plugin's.
+            category: rec
+                .spec
+                .category
+                .or(plugin.as_ref().map(|p| p.manifest.category))
+                .map(|c| words::category_code(c).to_string())
                 .unwrap_or_default(),
-            category_label: plugin
-                .as_ref()
-                .map(|p| words::category_label(p.manifest.category).to_string())
+            category_label: rec
+                .spec
+                .category
+                .or(plugin.as_ref().map(|p| p.manifest.category))
+                .map(|c| words::category_label(c).to_string())
                 .unwrap_or_else(|| "plugin not installed".to_string()),
             plugin: rec.spec.plugin.id.clone(),
             version: rec.spec.plugin.version.clone(),
             enabled: rec.enabled,
             health: words::health_code(act.state).to_string(),
-            health_text: words::health_sentence(act.state, &act.reasons, |code| {
-                act.reason_detail(code)
-            }),
+            health_text: act.sentence(),
             health_since: act.since.clone(),
             last_event: act.last_event.clone(),
             events_per_min: act.events_per_min,
@@ -124,7 +128,7 @@ pub fn rows(
             .list_connectors(&s.principal, org, &filter)?;
         out.extend(
             page.iter()
-                .map(|c| Row::build(state, c))
+                .map(|c| Row::build(state, &s.principal, c))
                 // Health filtered on the live state (the health module's), not the record's.
                 .filter(|r| health.as_deref().is_none_or(|h| r.health == h)),
         );
@@ -399,7 +403,7 @@ pub async fn toggle_handler(
         .await
         .map_err(|e| UiError::from(e).json(json))?;
     if json {
-        return Ok(axum::Json(Row::build(&state, &rec)).into_response());
+        return Ok(axum::Json(Row::build(&state, &s.principal, &rec)).into_response());
     }
     let target = if form.back == "connector" {
         format!("/connectors/{}?toggled=1", rec.id)

@@ -95,7 +95,7 @@ pub async fn render(
 ) -> Result<Response, UiError> {
     let operator = s.principal.role >= Role::Operator;
     let manifest = manifest_of(state, rec);
-    let row = Row::build(state, rec);
+    let row = Row::build(state, &s.principal, rec);
     let revisions = state.service().revisions(&s.principal, org, &rec.id)?;
     let target = format!("connector/{}", rec.id);
     let audit: Vec<_> = state
@@ -114,7 +114,7 @@ pub async fn render(
         .last_test
         .as_ref()
         .and_then(|v| serde_json::from_value(v.clone()).ok());
-    let history = super::activity::history(state, rec);
+    let history = super::activity::history(state, &s.principal, rec);
     let cred_view = credentials::view(state, s, org, rec, manifest.as_ref());
 
     let config_fields = form.config_fields.clone().unwrap_or_else(|| {

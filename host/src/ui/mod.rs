@@ -216,7 +216,10 @@ pub fn check_csrf(
     provided: Option<&str>,
 ) -> Result<(), UiError> {
     let header_token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
-    let token = provided.or(header_token).unwrap_or("");
+    let token = provided
+        .filter(|t| !t.is_empty())
+        .or(header_token)
+        .unwrap_or("");
     if session::same_origin(headers) && s.csrf_ok(token) {
         Ok(())
     } else {

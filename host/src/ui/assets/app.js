@@ -257,7 +257,28 @@
       });
   }
 
+  // Credential forms: show only the fields of the chosen kind.
+  function showKind(form) {
+    const select = form.querySelector("select[name=kind]");
+    if (!select) {
+      return;
+    }
+    form.querySelectorAll("fieldset.kind").forEach(function (fs) {
+      const on = fs.getAttribute("data-kind") === select.value;
+      fs.hidden = !on;
+      fs.disabled = !on;
+    });
+  }
+
+  document.addEventListener("change", function (ev) {
+    const t = ev.target;
+    if (t instanceof HTMLSelectElement && t.name === "kind" && t.form && t.form.classList.contains("credential")) {
+      showKind(t.form);
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form.credential").forEach(showKind);
     const table = document.querySelector("table[data-poll]");
     if (table) {
       document.body.setAttribute("data-live", "on");
