@@ -285,6 +285,8 @@ async fn start_ingest(
             ..PipelineConfig::default()
         },
     ));
+    let observer: Arc<dyn crate::ingest::observe::IngestObserver> = service.health().clone();
+    pipeline.set_observer(observer);
     let scheduler = ConnectorScheduler::new(
         service,
         pipeline.clone(),

@@ -15,6 +15,7 @@
 
 pub mod delivery;
 pub mod event_store;
+mod health_bridge;
 pub mod observe;
 pub mod scheduler;
 pub mod sink;

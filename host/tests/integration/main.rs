@@ -11,5 +11,6 @@ mod pytools;
 mod api;
 mod cli;
 mod graphql;
+mod ingest;
 mod openapi;
 mod upgrade;
