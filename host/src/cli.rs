@@ -54,6 +54,31 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// The credential vault of a data directory (server stopped).
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Re-wrap every organisation's data key under a new master key (no credential is
+    /// re-entered). Without --new-key-file a fresh key replaces the current key file; with
+    /// it, that file's key (created, mode 0600, if missing) is used: point
+    /// `[vault] master_key_file` at it before the next start. A running server rotates
+    /// online with `POST /v1/vault/rotate-master-key`.
+    RotateMasterKey {
+        /// TOML configuration file (for `data_dir` and `[vault] master_key_file`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Key file to rotate to.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -347,8 +372,50 @@ async fn install_remote(file: &Path, server: &str, token: &str) -> Result<serde_
     Ok(body)
 }
 
+/// `portcullis vault rotate-master-key`: offline, on the data directory of a stopped
+/// server (sled allows one process).
+async fn rotate_master_key(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    new_key_file: Option<PathBuf>,
+) -> Result<serde_json::Value> {
+    use portcullis::server::{ServerConfig, open_master_key};
+    let mut cfg = match &config {
+        Some(p) => ServerConfig::load(p)?,
+        None => ServerConfig::default(),
+    };
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    let master = open_master_key(&cfg)?;
+    let store = portcullis::store::SledStore::open(&cfg.data_dir.join("store")).map_err(|e| {
+        anyhow!("{e} (is the server running? rotate online with POST /v1/vault/rotate-master-key)")
+    })?;
+    let store: Arc<dyn portcullis::store::KvStore> = Arc::new(store);
+    let vault = portcullis::vault::CredentialVault::open(
+        store.clone(),
+        &cfg.data_dir,
+        master,
+        Arc::new(portcullis::broker::oauth::OAuthTokenCache::new()),
+        cfg.vault.clone(),
+    )?;
+    let report = vault
+        .rotate_master_key_with_file(new_key_file.as_deref())
+        .await?;
+    store.flush()?;
+    Ok(serde_json::to_value(report)?)
+}
+
 async fn run(cli: Cli) -> Result<Result<serde_json::Value, Failure>> {
     match cli.command {
+        Command::Vault {
+            command:
+                VaultCommand::RotateMasterKey {
+                    config,
+                    data_dir,
+                    new_key_file,
+                },
+        } => Ok(Ok(rotate_master_key(config, data_dir, new_key_file).await?)),
         Command::Serve {
             config,
             data_dir,

@@ -32,6 +32,7 @@ pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod ui;
+pub mod vault;
 
 pub use runtime::{
     CallError, ConnectorEnv, ConnectorSandbox, LoadError, LoadedPlugin, Runtime, RuntimeConfig,

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub allow_private_networks: bool,
     /// Sandbox limits.
     pub limits: LimitsConfig,
+    /// The credential vault (`[vault]`: `master_key_file`, `expiry_warning_days`).
+    pub vault: crate::vault::VaultConfig,
     /// Ingestion (`[ingest]`).
     pub ingest: IngestConfig,
     /// The embedded event store (`[events]`).
@@ -124,6 +126,7 @@ impl Default for ServerConfig {
             plugin_dir: PathBuf::from("target/plugins"),
             allow_private_networks: false,
             limits: LimitsConfig::default(),
+            vault: crate::vault::VaultConfig::default(),
             ingest: IngestConfig::default(),
             events: EventsConfig::default(),
             health: crate::health::HealthConfig::default(),
@@ -220,14 +223,24 @@ pub async fn start(
             config.data_dir.display()
         ))
     })?;
+    // The master key is checked before the store is opened: a wrong key changes nothing.
+    let master = open_master_key(config)?;
     let store: Arc<dyn KvStore> = Arc::new(
         SledStore::open(&config.data_dir.join("store"))
             .map_err(|e| ServerError::Startup(e.to_string()))?,
     );
     let runtime =
         Runtime::new(config.runtime_config()?).map_err(|e| ServerError::Startup(e.to_string()))?;
+    let vault = crate::vault::CredentialVault::open(
+        store.clone(),
+        &config.data_dir,
+        master,
+        runtime.broker().token_cache().clone(),
+        config.vault.clone(),
+    )
+    .map_err(|e| ServerError::Startup(e.to_string()))?;
     let service = Arc::new(
-        ManagementService::open(store.clone(), runtime)
+        ManagementService::open(store.clone(), runtime, vault)
             .await
             .map_err(|e| ServerError::Startup(e.to_string()))?,
     );
@@ -315,6 +328,27 @@ async fn start_ingest(
         pipeline,
         scheduler,
     })
+}
+
+/// Find and check the master key (`$PORTCULLIS_MASTER_KEY`, `[vault] master_key_file`,
+/// or `<data_dir>/master.key`, created on first start).
+pub fn open_master_key(
+    config: &ServerConfig,
+) -> Result<crate::vault::master_key::MasterKey, ServerError> {
+    use crate::vault::master_key;
+    let env = std::env::var(master_key::ENV_VAR).ok();
+    let resolved = master_key::resolve(
+        config.vault.master_key_file.as_deref(),
+        &config.data_dir,
+        env.as_deref(),
+    )
+    .map_err(|e| ServerError::Startup(e.to_string()))?;
+    if let Some(path) = &resolved.created {
+        tracing::warn!(file = %path.display(), key_id = %resolved.master.id, "created a new vault master key (mode 0600); back it up: credentials cannot be decrypted without it");
+    } else {
+        tracing::info!(key_id = %resolved.master.id, source = %resolved.master.source, "vault master key loaded");
+    }
+    Ok(resolved.master)
 }
 
 async fn install_bundled(service: &ManagementService, dir: &Path) {

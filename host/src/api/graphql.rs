@@ -44,6 +44,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
+
+mod credentials;
 use crate::management::model::{self, Principal};
 use crate::management::{
     ConnectorFilter, ConnectorInput, ConnectorPatch, ManagementService, ServiceError,
@@ -1194,6 +1196,16 @@ pub struct QueryRoot;
 
 #[Object(name = "Query")]
 impl QueryRoot {
+    /// Credentials of an organisation (viewer): metadata only, never a secret.
+    async fn credentials(&self, ctx: &Context<'_>, org: ID) -> Option<Vec<credentials::Credential>> {
+        credentials::credentials(ctx, org).await
+    }
+
+    /// One credential (viewer): metadata only.
+    async fn credential(&self, ctx: &Context<'_>, org: ID, name: String) -> Option<credentials::Credential> {
+        credentials::credential(ctx, org, name).await
+    }
+
     /// The token this request authenticated with.
     async fn me(&self, ctx: &Context<'_>) -> Option<Caller> {
         let result: GqlResult<Caller> = async {
@@ -1339,6 +1351,29 @@ pub struct MutationRoot;
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
+    /// Create a credential or write a new version (operator). On an existing credential
+    /// the version stays pending unless `promote`. Secret fields are write-only.
+    async fn set_credential(
+        &self,
+        ctx: &Context<'_>,
+        org: ID,
+        name: String,
+        input: credentials::SetCredentialInput,
+        #[graphql(default = false)] promote: bool,
+    ) -> Option<credentials::Credential> {
+        credentials::set_credential(ctx, org, name, input, promote).await
+    }
+
+    /// Promote a credential's pending version (operator).
+    async fn promote_credential(&self, ctx: &Context<'_>, org: ID, name: String) -> Option<credentials::Credential> {
+        credentials::promote_or_rollback(ctx, org, name, true).await
+    }
+
+    /// Return a credential to its previous version (operator).
+    async fn rollback_credential(&self, ctx: &Context<'_>, org: ID, name: String) -> Option<credentials::Credential> {
+        credentials::promote_or_rollback(ctx, org, name, false).await
+    }
+
     /// Create a connector (operator). It starts disabled unless `enabled` is true.
     async fn create_connector(
         &self,

@@ -4,6 +4,7 @@
 //! error goes through [`ApiError`].
 
 mod connectors;
+mod credentials;
 mod error;
 mod health;
 mod events;
@@ -189,6 +190,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(orgs::routes())
         .merge(connectors::routes())
+        .merge(credentials::routes())
         .merge(health::routes())
         .merge(events::routes())
         .merge(plugins::routes())

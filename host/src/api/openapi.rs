@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{connectors, events, health, orgs, plugins};
+use super::{connectors, credentials, events, health, orgs, plugins};
 
 /// `{"items": [...]}`: the envelope of every list answer.
 #[derive(Serialize, ToSchema)]
@@ -104,6 +104,14 @@ impl Modify for BearerAuth {
         connectors::disable,
         connectors::test,
         connectors::revisions,
+        credentials::put,
+        credentials::list,
+        credentials::read,
+        credentials::remove,
+        credentials::test,
+        credentials::promote,
+        credentials::rollback,
+        credentials::rotate_master_key,
         health::connector_health,
         health::connector_metrics,
         health::prometheus,
@@ -116,6 +124,7 @@ impl Modify for BearerAuth {
         (name = "orgs", description = "Organisations and their API tokens"),
         (name = "plugins", description = "Connector plugins installed at runtime, with the capabilities they request"),
         (name = "connectors", description = "Connectors of an organisation: configuration revisions, enable/disable, connection test"),
+        (name = "credentials", description = "The credential vault: write-only secrets encrypted at rest, versions with test, promote and rollback, master key rotation"),
         (name = "audit", description = "The audit log of management actions"),
         (name = "events", description = "Events ingested into the embedded event store"),
     )

@@ -623,7 +623,14 @@ impl HttpBroker {
             )
             .await
             .map(Some)
-            .map_err(|e| BrokerError::Credential(e.to_string()))
+            .map_err(|e| match e {
+                // RFC 6749 §5.2 refusals (invalid_client, invalid_scope, ...): the code,
+                // never the secret.
+                oauth::TokenError::Refused { .. } => {
+                    BrokerError::Credential(format!("AUTH_FAILED: {e}"))
+                }
+                oauth::TokenError::Failed(_) => BrokerError::Credential(e.to_string()),
+            })
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -10,7 +10,6 @@ use sha2::Digest;
 
 use super::lifecycle::ConnectorLifecycle;
 use super::model::*;
-use crate::broker::credentials::NoCredentials;
 use crate::broker::host_pattern::HostPattern;
 use crate::config_schema::FieldError;
 use crate::health::HealthMonitor;
@@ -20,6 +19,9 @@ use crate::runtime::{
     ConnectorEnv, ConnectorSandbox, LoadError, LoadedPlugin, Runtime, TestReport,
 };
 use crate::store::{KvStore, KvStoreExt, StoreError, WriteOp};
+use crate::vault::CredentialVault;
+
+mod credentials;
 
 mod health_ops;
 pub use health_ops::ConnectorHealthView;
@@ -249,6 +251,8 @@ pub struct ManagementService {
     write: tokio::sync::Mutex<()>,
     /// Health, hold-offs and metrics of every configured connector.
     health: Arc<HealthMonitor>,
+    /// The credential vault (secrets, versions, keys); see [`crate::vault`].
+    vault: CredentialVault,
     /// Ingestion's hook, awaited by every connector change (weak: the scheduler owns the
     /// service, not the other way round).
     lifecycle: parking_lot::RwLock<Option<std::sync::Weak<dyn ConnectorLifecycle>>>,
@@ -273,8 +277,13 @@ fn cmp_versions(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 impl ManagementService {
-    /// A service over `store`, loading every installed plugin into `runtime`.
-    pub async fn open(store: Arc<dyn KvStore>, runtime: Runtime) -> Result<Self> {
+    /// A service over `store`, loading every installed plugin into `runtime`; credentials
+    /// live in `vault` (opened over the same store).
+    pub async fn open(
+        store: Arc<dyn KvStore>,
+        runtime: Runtime,
+        vault: CredentialVault,
+    ) -> Result<Self> {
         crate::store::migrate(store.as_ref())?;
         let svc = ManagementService {
             store,
@@ -282,6 +291,7 @@ impl ManagementService {
             plugins: parking_lot::RwLock::new(HashMap::new()),
             write: tokio::sync::Mutex::new(()),
             health: Arc::new(HealthMonitor::default()),
+            vault,
             lifecycle: parking_lot::RwLock::new(None),
         };
         for (_, rec) in svc.store.scan_json::<PluginRecord>("plugin/")? {
@@ -906,7 +916,7 @@ impl ManagementService {
     }
 
     /// Check a spec against its plugin; every problem as a field error.
-    async fn validate_spec(&self, spec: &ConnectorSpec) -> Result<LoadedPlugin> {
+    async fn validate_spec(&self, org: &str, spec: &ConnectorSpec) -> Result<LoadedPlugin> {
         let plugin = self
             .loaded(&spec.plugin.id, &spec.plugin.version)
             .map_err(|_| {
@@ -983,6 +993,11 @@ impl ManagementService {
                     path: format!("/credentials/{slot}"),
                     message: "credential names match [a-z0-9][a-z0-9-]*".into(),
                 });
+            } else if let Some(message) = self.binding_problem(org, manifest.slot(slot), cred)? {
+                fields.push(FieldError {
+                    path: format!("/credentials/{slot}"),
+                    message,
+                });
             }
         }
         for slot in manifest.credential_slots.iter().filter(|s| s.required) {
@@ -1050,7 +1065,7 @@ impl ManagementService {
             grants: input.grants,
             schedule: input.schedule.unwrap_or_else(|| "PT5M".into()),
         };
-        self.validate_spec(&spec).await?;
+        self.validate_spec(org, &spec).await?;
         let at = now();
         let rec = ConnectorRecord {
             id: random_id("con_", 8)?,
@@ -1253,7 +1268,7 @@ impl ManagementService {
             }
             return Ok((rec, diff));
         }
-        self.validate_spec(&spec).await?;
+        self.validate_spec(org, &spec).await?;
         rec.spec = spec.clone();
         rec.revision += 1;
         rec.updated_at = now();
@@ -1408,6 +1423,16 @@ impl ManagementService {
     /// hosts, its credential bindings, its state space and log sink. The one place that
     /// builds it, for tests, polls and pushed input alike.
     pub fn connector_env(&self, rec: &ConnectorRecord) -> ConnectorEnv {
+        self.connector_env_pinned(rec, None)
+    }
+
+    /// [`ManagementService::connector_env`] with credential `pin.0` resolved to version
+    /// `pin.1` instead of its promoted version (testing a pending credential version).
+    fn connector_env_pinned(
+        &self,
+        rec: &ConnectorRecord,
+        pin: Option<(String, u32)>,
+    ) -> ConnectorEnv {
         let grants = rec
             .spec
             .grants
@@ -1418,8 +1443,12 @@ impl ManagementService {
             org_id: Some(rec.org.clone()),
             connector_id: rec.id.clone(),
             grants,
-            // Credentials come from the vault (separate issue); until then none are bound.
-            credentials: Arc::new(NoCredentials),
+            // Resolved slot → name → promoted version on every request, so a promotion
+            // takes effect on the next request without rebuilding anything.
+            credentials: Arc::new(
+                self.vault
+                    .source(&rec.org, rec.spec.credentials.clone(), pin),
+            ),
             state: Arc::new(StoreStateStore::new(self.store.clone(), &rec.org, &rec.id)),
             log_sink: Arc::new(TracingLogSink),
             upstream: Some(self.health.recorder(&rec.org, &rec.id)),

@@ -36,6 +36,7 @@ async fn world(dir: &Path) -> World {
         )
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        app::example_credential(&state, org).await;
         for role in ["admin", "operator", "viewer"] {
             let r = call(
                 &state,
@@ -720,6 +721,15 @@ async fn state_survives_a_restart_over_a_real_socket() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert!(r.headers().get("x-request-id").is_some());
+    let r = client
+        .put(url("/v1/orgs/acme/credentials/example-token"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(app::example_credential_body().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let r = client
         .post(url("/v1/orgs/acme/connectors"))
         .bearer_auth(ADMIN)

@@ -109,6 +109,7 @@ async fn world(dir: &std::path::Path) -> World {
         )
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        app::example_credential(&state, org).await;
         for role in ["admin", "operator", "viewer"] {
             let r = app::call(
                 &state,
@@ -876,6 +877,7 @@ async fn graphql_core_rebuilds_the_schema_from_standard_introspection_and_valida
         Some(json!({"id": "acme", "name": "Acme"})),
     )
     .await;
+    app::example_credential(state, "acme").await;
     let r = create(state, ADMIN, "acme", "acme feed").await;
     let id = ok(&r)["createConnector"]["id"]
         .as_str()

@@ -5,6 +5,8 @@
 
 #[path = "../support/app.rs"]
 mod app;
+#[path = "../support/nodetools.rs"]
+mod nodetools;
 #[path = "../support/pytools.rs"]
 mod pytools;
 
@@ -14,3 +16,4 @@ mod graphql;
 mod ingest;
 mod openapi;
 mod upgrade;
+mod vault;

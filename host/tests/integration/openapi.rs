@@ -39,6 +39,14 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/orgs/{org}/connectors/{id}/disable"),
     ("post", "/v1/orgs/{org}/connectors/{id}/test"),
     ("get", "/v1/orgs/{org}/connectors/{id}/revisions"),
+    ("get", "/v1/orgs/{org}/credentials"),
+    ("get", "/v1/orgs/{org}/credentials/{name}"),
+    ("put", "/v1/orgs/{org}/credentials/{name}"),
+    ("delete", "/v1/orgs/{org}/credentials/{name}"),
+    ("post", "/v1/orgs/{org}/credentials/{name}/test"),
+    ("post", "/v1/orgs/{org}/credentials/{name}/promote"),
+    ("post", "/v1/orgs/{org}/credentials/{name}/rollback"),
+    ("post", "/v1/vault/rotate-master-key"),
 ];
 
 const PUBLIC: &[&str] = &["/healthz", "/readyz", "/v1/openapi.json"];
@@ -122,6 +130,7 @@ async fn openapi_document_is_public_and_covers_every_operation() {
         let uri = path
             .replace("{org}", "no-such-org")
             .replace("{id}", "no-such-id")
+            .replace("{name}", "no-such-name")
             .replace("{version}", "0.0.0");
         let r = call(&state, &method.to_uppercase(), &uri, None, None).await;
         assert!(
@@ -307,6 +316,90 @@ async fn openapi_document_passes_openapi_spec_validator_and_matches_real_answers
     sm.call("DELETE", td, &uri, Some(ADMIN), None).await; // 204
     sm.call("DELETE", td, &uri, Some(ADMIN), None).await; // 404
 
+    // Credentials: create, bad input, reads, a pending version promoted and rolled back.
+    let cr = "/v1/orgs/{org}/credentials/{name}";
+    let cred_uri = "/v1/orgs/acme/credentials/example-token";
+    let cred = app::example_credential_body();
+    sm.call("PUT", cr, cred_uri, Some(&op_token), Some(cred.clone()))
+        .await; // 201
+    let bad_cred = json!({"kind": "bearer", "hosts": []});
+    sm.call(
+        "PUT",
+        cr,
+        "/v1/orgs/acme/credentials/other",
+        Some(&op_token),
+        Some(bad_cred),
+    )
+    .await; // 422
+    sm.call(
+        "PUT",
+        cr,
+        &format!("{cred_uri}?promote=false"),
+        Some(&op_token),
+        Some(cred),
+    )
+    .await; // 200, pending
+    sm.call(
+        "GET",
+        "/v1/orgs/{org}/credentials",
+        "/v1/orgs/acme/credentials",
+        Some(&op_token),
+        None,
+    )
+    .await;
+    sm.call("GET", cr, cred_uri, Some(&op_token), None).await;
+    sm.call(
+        "GET",
+        cr,
+        "/v1/orgs/acme/credentials/nope",
+        Some(&op_token),
+        None,
+    )
+    .await; // 404
+    let promote = "/v1/orgs/{org}/credentials/{name}/promote";
+    let rollback = "/v1/orgs/{org}/credentials/{name}/rollback";
+    let ctest = "/v1/orgs/{org}/credentials/{name}/test";
+    sm.call(
+        "POST",
+        ctest,
+        &format!("{cred_uri}/test"),
+        Some(&op_token),
+        None,
+    )
+    .await; // 409: nothing bound yet
+    sm.call(
+        "POST",
+        promote,
+        &format!("{cred_uri}/promote"),
+        Some(&op_token),
+        None,
+    )
+    .await;
+    sm.call(
+        "POST",
+        rollback,
+        &format!("{cred_uri}/rollback"),
+        Some(&op_token),
+        None,
+    )
+    .await;
+    sm.call(
+        "POST",
+        "/v1/vault/rotate-master-key",
+        "/v1/vault/rotate-master-key",
+        Some(&op_token),
+        None,
+    )
+    .await; // 403
+    sm.call(
+        "POST",
+        "/v1/vault/rotate-master-key",
+        "/v1/vault/rotate-master-key",
+        Some(ADMIN),
+        Some(json!({})),
+    )
+    .await; // 200
+
     let cs = "/v1/orgs/{org}/connectors";
     let conn = sm
         .call(
@@ -355,6 +448,14 @@ async fn openapi_document_passes_openapi_spec_validator_and_matches_real_answers
     .await;
     sm.call("POST", test, &format!("{uri}/test"), Some(&op_token), None)
         .await;
+    sm.call(
+        "POST",
+        ctest,
+        &format!("{cred_uri}/test"),
+        Some(&op_token),
+        None,
+    )
+    .await; // 200: run against the bound connector
     // After a test the record carries `last_test`.
     sm.call("GET", one, &uri, Some(&op_token), None).await;
     sm.call(
@@ -401,7 +502,9 @@ async fn openapi_document_passes_openapi_spec_validator_and_matches_real_answers
     sm.call("DELETE", pv, &uri_v, Some(&op_token), None).await; // 403
     let uri_f = format!("{uri_v}?force=true");
     sm.call("DELETE", pv, &uri_f, Some(ADMIN), None).await; // 200
+    sm.call("DELETE", cr, cred_uri, Some(&op_token), None).await; // 409: bound
     sm.call("DELETE", one, &uri, Some(&op_token), None).await; // 204
+    sm.call("DELETE", cr, cred_uri, Some(&op_token), None).await; // 204
     let mut s = sm.samples;
 
     // A plugin upload with the wrong content type: 415 problem+json.

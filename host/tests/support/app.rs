@@ -92,6 +92,25 @@ pub fn connector_body(name: &str) -> Value {
     })
 }
 
+/// Body of the bearer credential `example-token` that [`connector_body`] binds.
+pub fn example_credential_body() -> Value {
+    json!({"kind": "bearer", "token": "example-secret-token-value", "hosts": ["https://api.example.com"]})
+}
+
+/// Create the credential `example-token` in `org` (connectors can only bind existing
+/// credentials).
+pub async fn example_credential(state: &AppState, org: &str) {
+    let r = call(
+        state,
+        "PUT",
+        &format!("/v1/orgs/{org}/credentials/example-token"),
+        Some(ADMIN),
+        Some(example_credential_body()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+}
+
 /// A host served on 127.0.0.1.
 pub struct Served {
     /// `http://127.0.0.1:PORT`.
