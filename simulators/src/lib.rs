@@ -39,4 +39,7 @@ pub use oauth::{ClientAuth, IssuedToken, OAuthConfig, OAuthServer, TokenRegistry
 pub use paged::{Auth, Failure, LinkOptions, PagedApi, PagedApiConfig, RateLimit, RelativeNext};
 pub use qradar::{QRadarAuth, QRadarConfig, QRadarDataset, QRadarFailure, QRadarServer};
 pub use server::{MAX_REQUEST_BODY, RecordedRequest, RequestLog};
-pub use threathawk::{ThreatHawkConfig, ThreatHawkServer, threathawk_alert, threathawk_alerts};
+pub use threathawk::{
+    EVENTS_PATH, EVENTS_SCOPE, ThreatHawkConfig, ThreatHawkServer, threathawk_alert,
+    threathawk_alerts,
+};

@@ -56,6 +56,12 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
     }
 
+    /// The same problem with these field errors.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
     /// 400 with field errors.
     pub fn bad_request(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
         let mut e = Self::new(StatusCode::BAD_REQUEST, "bad request", detail);

@@ -12,16 +12,20 @@
 //! - [`observe`] — what ingestion reports to health.
 //! - [`sinks`] — NDJSON and HTTP forward sinks, per-org sink configuration, [`sinks::SinkRegistry`].
 //! - [`syslog`] — the syslog receiver (UDP/TCP, RFC 5424/3164, RFC 6587 framing).
+//! - [`push`] — pushed input (syslog, webhooks) through `normalize` into the pipeline.
+//! - [`webhook`] — webhook secrets and request authentication (token, HMAC signature).
 
 pub mod delivery;
 pub mod event_store;
 mod health_bridge;
 pub mod observe;
+pub mod push;
 pub mod scheduler;
 pub mod sink;
 pub mod sinks;
 pub mod state;
 pub mod syslog;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -32,4 +36,6 @@ pub struct Ingest {
     pub pipeline: Arc<delivery::Pipeline>,
     /// Poll loops.
     pub scheduler: Arc<scheduler::ConnectorScheduler>,
+    /// Push ingestion (syslog receiver, webhooks) and the org sink registry.
+    pub push: Arc<push::PushIngest>,
 }

@@ -562,3 +562,9 @@ impl SinkRegistry {
         built
     }
 }
+
+impl super::delivery::SinkResolver for SinkRegistry {
+    fn sinks(&self, org: &str) -> Vec<Arc<dyn EventSink>> {
+        self.sinks_for(org)
+    }
+}

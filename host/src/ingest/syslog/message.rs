@@ -5,9 +5,10 @@
 //! The receiver needs the header for routing (source hostname, app-name) and to tell a
 //! malformed message from a good one; the connector's plugin receives the whole message
 //! text and does its own mapping. Rules:
-//! - `<PRI>` is 1–3 digits, 0–191. A message without `<` is treated as RFC 3164 §4.3.3
-//!   says a relay must: priority 13 (user.notice), the whole text as content. A `<` that
-//!   does not open a valid PRI is malformed.
+//! - `<PRI>` is 1–3 digits, 0–191. A message without `<` gets priority 13 (user.notice)
+//!   as RFC 3164 §4.3.3 says a relay must, and its BSD header, if any, is still parsed
+//!   (QRadar's LEEF guide allows the PRI to be left out). A `<` that does not open a
+//!   valid PRI is malformed.
 //! - `<PRI>1 ` selects RFC 5424, parsed strictly (field lengths, printable ASCII, RFC 3339
 //!   timestamp, well-formed structured data); any violation is malformed.
 //! - Otherwise RFC 3164, parsed leniently as the RFC asks of receivers: a missing or
@@ -100,7 +101,7 @@ pub fn parse(input: &[u8]) -> Result<SyslogMessage, SyslogError> {
         return Err(SyslogError::Empty);
     }
     if input[0] != b'<' {
-        return Ok(bsd_content(13, input));
+        return Ok(parse_3164(13, input));
     }
     let close = input
         .iter()
