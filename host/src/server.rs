@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub ingest: IngestConfig,
     /// The embedded event store (`[events]`).
     pub events: EventsConfig,
+    /// Syslog listeners (`[[syslog.listeners]]`, see `ingest::syslog::config`).
+    pub syslog: crate::ingest::syslog::config::SyslogConfig,
     /// Health thresholds, upstream backoff and the crash-loop policy (`[health]`).
     pub health: crate::health::HealthConfig,
 }
@@ -129,6 +131,7 @@ impl Default for ServerConfig {
             vault: crate::vault::VaultConfig::default(),
             ingest: IngestConfig::default(),
             events: EventsConfig::default(),
+            syslog: Default::default(),
             health: crate::health::HealthConfig::default(),
         }
     }
@@ -298,6 +301,17 @@ async fn start_ingest(
             ..PipelineConfig::default()
         },
     ));
+    let push = crate::ingest::push::attach(
+        &config.syslog,
+        config.data_dir.join("sinks"),
+        IpPolicy {
+            allow_private_networks: config.allow_private_networks,
+        },
+        service.clone(),
+        &pipeline,
+    )
+    .await
+    .map_err(|e| ServerError::Startup(e.to_string()))?;
     let observer: Arc<dyn crate::ingest::observe::IngestObserver> = service.health().clone();
     pipeline.set_observer(observer);
     let scheduler = ConnectorScheduler::new(
@@ -327,6 +341,7 @@ async fn start_ingest(
     Ok(Ingest {
         pipeline,
         scheduler,
+        push,
     })
 }
 

@@ -7,11 +7,13 @@ mod connectors;
 mod credentials;
 mod error;
 mod health;
+mod ingest;
 mod events;
 pub mod graphql;
 pub mod openapi;
 mod orgs;
 mod plugins;
+mod sinks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -193,6 +195,8 @@ pub fn router(state: AppState) -> Router {
         .merge(credentials::routes())
         .merge(health::routes())
         .merge(events::routes())
+        .merge(ingest::routes())
+        .merge(sinks::routes())
         .merge(plugins::routes())
         .route("/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{connectors, credentials, events, health, orgs, plugins};
+use super::{connectors, credentials, events, health, ingest, orgs, plugins, sinks};
 
 /// `{"items": [...]}`: the envelope of every list answer.
 #[derive(Serialize, ToSchema)]
@@ -116,6 +116,10 @@ impl Modify for BearerAuth {
         health::connector_metrics,
         health::prometheus,
         events::list_events,
+        ingest::ingest,
+        ingest::rotate_secret,
+        sinks::read,
+        sinks::replace,
     ),
     components(schemas(super::ApiError, crate::config_schema::FieldError)),
     modifiers(&BearerAuth),
@@ -127,6 +131,8 @@ impl Modify for BearerAuth {
         (name = "credentials", description = "The credential vault: write-only secrets encrypted at rest, versions with test, promote and rollback, master key rotation"),
         (name = "audit", description = "The audit log of management actions"),
         (name = "events", description = "Events ingested into the embedded event store"),
+        (name = "ingest", description = "Push ingestion: webhooks authenticated by a per-connector secret (token or HMAC-SHA256 signature)"),
+        (name = "sinks", description = "Where an organisation's events go: the embedded event store, NDJSON files, HTTP forward"),
     )
 )]
 pub struct ApiDoc;

@@ -448,7 +448,8 @@ impl ManagementService {
         Ok(rec)
     }
 
-    fn audit_op(
+    /// One audit record as a write, to apply in the same batch as the action it records.
+    pub fn audit_op(
         &self,
         actor: &str,
         org: Option<&str>,
@@ -1397,6 +1398,8 @@ impl ManagementService {
             .collect();
         ops.push(WriteOp::Delete(Self::connector_key(org, id)));
         ops.push(WriteOp::Delete(format!("cursor/{org}/{id}")));
+        // Its webhook secret (ingest::webhook) goes with it.
+        ops.push(WriteOp::Delete(format!("webhook/{id}")));
         ops.extend(self.health_history_deletes(org, id)?);
         self.health.forget(org, id);
         ops.push(self.audit_op(

@@ -15,5 +15,7 @@ mod cli;
 mod graphql;
 mod ingest;
 mod openapi;
+mod push;
+mod sinks;
 mod upgrade;
 mod vault;
