@@ -550,6 +550,25 @@ impl ManagementService {
         self.vault.expiring(org, within).map_err(Self::vault_err)
     }
 
+    /// Credentials bound to `rec` that expire within `[vault] expiry_warning_days` (or
+    /// have expired): the `CREDENTIAL_EXPIRING` warnings of its health view.
+    pub fn credential_warnings(&self, rec: &ConnectorRecord) -> Vec<ExpiringCredential> {
+        let days = u64::from(self.vault.config().expiry_warning_days);
+        match self
+            .vault
+            .expiring(&rec.org, Duration::from_secs(days * 86_400))
+        {
+            Ok(v) => v
+                .into_iter()
+                .filter(|c| rec.spec.credentials.values().any(|n| n == &c.name))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(org = %rec.org, connector = %rec.id, error = %e, "cannot read credential expiry");
+                Vec::new()
+            }
+        }
+    }
+
     /// Re-wrap every data key under a new master key, online (platform admin). Without
     /// `new_key_file` a fresh key replaces the current key file; with it, the key in that
     /// file (created if missing) is used and the configuration must point at it.

@@ -21,6 +21,9 @@ pub struct ConnectorHealthView {
     pub crash_loop_policy: CrashLoopPolicy,
     /// Recent transitions, newest first.
     pub transitions: Vec<HealthTransition>,
+    /// Warnings (`CREDENTIAL_EXPIRING`): bound credentials whose admin-set `expires_at`
+    /// is within `[vault] expiry_warning_days`, or past (`expired`).
+    pub credential_warnings: Vec<crate::vault::record::ExpiringCredential>,
 }
 
 /// The principal automatic health actions are recorded under.
@@ -108,6 +111,7 @@ impl ManagementService {
         transitions.reverse();
         transitions.truncate(limit.clamp(1, 1000));
         let snap = self.health.snapshot(org, id);
+        let credential_warnings = self.credential_warnings(&rec);
         Ok(ConnectorHealthView {
             connector: rec.id,
             health: rec.health,
@@ -115,6 +119,7 @@ impl ManagementService {
             consecutive_failures: snap.map_or(0, |s| s.consecutive_failures),
             crash_loop_policy: rec.crash_loop_policy,
             transitions,
+            credential_warnings,
         })
     }
 

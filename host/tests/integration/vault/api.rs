@@ -395,3 +395,58 @@ async fn graphql_reads_metadata_and_sets_credentials() {
     );
     assert!(!r.body.to_string().contains(SECRET), "{:?}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expiring_credentials_show_as_health_warnings_of_bound_connectors() {
+    let tmp = portcullis_e2e::temp_dir();
+    let state = app::app(tmp.path()).await;
+    create_org(&state, "acme").await;
+    let soon = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let later = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
+    let past = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let hosts = ["https://api.example.com"];
+    for (name, exp) in [("soon", &soon), ("later", &later), ("past", &past)] {
+        let mut b = bearer("expiry-test-token", &hosts);
+        b["expires_at"] = json!(exp);
+        let r = put_credential(&state, ADMIN, "acme", name, "", b).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let mut ids = Vec::new();
+    for name in ["soon", "later", "past"] {
+        let mut c = app::connector_body(name);
+        c["credentials"] = json!({"api": name});
+        ids.push(create_connector(&state, ADMIN, "acme", c).await);
+    }
+    let warnings = |i: usize| {
+        let state = state.clone();
+        let id = ids[i].clone();
+        async move {
+            let r = call(
+                &state,
+                "GET",
+                &format!("/v1/orgs/acme/connectors/{id}/health"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            r.body["credential_warnings"].as_array().unwrap().clone()
+        }
+    };
+    let w = warnings(0).await;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0]["name"], "soon");
+    assert_eq!(w[0]["expired"], false);
+    assert!(
+        warnings(1).await.is_empty(),
+        "60 days is beyond the 14-day default"
+    );
+    let w = warnings(2).await;
+    assert_eq!(w[0]["expired"], true, "{w:?}");
+    let exp = state
+        .service()
+        .credentials_expiring("acme", std::time::Duration::from_secs(14 * 86_400))
+        .unwrap();
+    let names: Vec<&str> = exp.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["past", "soon"]);
+}
