@@ -48,6 +48,12 @@ enum Command {
         /// Let plugins reach private networks (overrides the config).
         #[arg(long)]
         allow_private_network: bool,
+        /// The seed story, live: start twelve local upstream simulators, create the `demo`
+        /// org with their credentials and connectors, keep them publishing, and serve a
+        /// fault switch at `POST /demo/sources/{source}/fault` (implies
+        /// --allow-private-network: the simulators are on loopback).
+        #[arg(long)]
+        demo: bool,
     },
     /// Work with plugin components.
     Plugin {
@@ -311,6 +317,7 @@ async fn serve(
     listen: Option<std::net::SocketAddr>,
     plugin_dir: Option<PathBuf>,
     allow_private_network: bool,
+    demo: bool,
 ) -> Result<()> {
     use portcullis::server::{ServerConfig, serve, shutdown_signal, start};
     let mut cfg = match &config {
@@ -326,13 +333,40 @@ async fn serve(
     if let Some(p) = plugin_dir {
         cfg.plugin_dir = p;
     }
-    if allow_private_network {
+    if allow_private_network || demo {
         cfg.allow_private_networks = true;
     }
     let preset = std::env::var("PORTCULLIS_ADMIN_TOKEN").ok();
-    let started = start(&cfg, preset.as_deref()).await?;
+    let mut started = start(&cfg, preset.as_deref()).await?;
     if let Some(token) = &started.new_admin_token {
         println!("Platform admin token (shown once, stored only as a hash): {token}");
+    }
+    // Kept alive while serving: dropping it stops the simulators.
+    let mut _demo = None;
+    if demo {
+        let d = portcullis::demo::start(&started.state, portcullis::demo::DemoOptions::default())
+            .await
+            .context("starting the demo")?;
+        started.extra_routes = Some(portcullis::demo::routes(
+            started.state.clone(),
+            d.world.clone(),
+        ));
+        let base = format!("http://{}", cfg.listen);
+        println!(
+            "Demo: org `{}` with 12 connectors against local simulators.",
+            portcullis::demo::DEMO_ORG
+        );
+        println!("  Admin panel:     {base}/  (sign in with the operator token)");
+        println!("  Operator token:  {}", d.operator_token);
+        println!("  Viewer token:    {}", d.viewer_token);
+        println!(
+            "  Events:          curl -H 'Authorization: Bearer <operator token>' {base}/v1/orgs/demo/events"
+        );
+        println!(
+            "  Break the SIEM:  curl -X POST -H 'Authorization: Bearer <operator token>' -H 'content-type: application/json' -d '{{\"fault\":\"duplicate-flood\"}}' {base}/demo/sources/threathawk/fault"
+        );
+        println!("  Sources:         {}", d.world.sources().join(", "));
+        _demo = Some(d);
     }
     println!(
         "Portcullis listening on http://{} (data dir {})",
@@ -422,8 +456,17 @@ async fn run(cli: Cli) -> Result<Result<serde_json::Value, Failure>> {
             listen,
             plugin_dir,
             allow_private_network,
+            demo,
         } => {
-            serve(config, data_dir, listen, plugin_dir, allow_private_network).await?;
+            serve(
+                config,
+                data_dir,
+                listen,
+                plugin_dir,
+                allow_private_network,
+                demo,
+            )
+            .await?;
             Ok(Ok(serde_json::Value::Null))
         }
         Command::Plugin {

@@ -172,12 +172,15 @@ pub async fn start(state: &AppState, options: DemoOptions) -> Result<Demo, DemoE
         let path = format!("/v1/orgs/{DEMO_ORG}/credentials/{}", cred.name);
         let (status, body) = call(&app, tok, "PUT", &path, Some(&cred.body)).await?;
         if !status.is_success() {
-            return Err(step_error(&format!("credential {}", cred.name), status, &body));
+            return Err(step_error(
+                &format!("credential {}", cred.name),
+                status,
+                &body,
+            ));
         }
         // A re-run writes a new version; promote it so the connectors use it.
         if body["pending_version"].is_number() || body["pending"].is_object() {
-            let (status, body) =
-                call(&app, tok, "POST", &format!("{path}/promote"), None).await?;
+            let (status, body) = call(&app, tok, "POST", &format!("{path}/promote"), None).await?;
             if !status.is_success() {
                 return Err(step_error(&format!("promote {}", cred.name), status, &body));
             }
@@ -286,7 +289,10 @@ async fn set_fault(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let Some(principal) = token.and_then(|t| state.service().authenticate(t).ok()) else {
-        return problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into());
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required".into(),
+        );
     };
     let allowed = principal.is_platform_admin()
         || (principal.org.as_deref() == Some(DEMO_ORG) && principal.role >= Role::Operator);
@@ -311,14 +317,20 @@ async fn set_fault(
         other => {
             return problem(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("/fault: unknown fault {other:?}; expected one of none, duplicate-flood, unauthorized, rate-limited, unavailable"),
+                format!(
+                    "/fault: unknown fault {other:?}; expected one of none, duplicate-flood, unauthorized, rate-limited, unavailable"
+                ),
             );
         }
     };
     match world.set_fault(&source, fault) {
         Ok(()) => {
             tracing::info!(source = %source, fault = %body.fault, actor = %principal.actor(), "demo source fault set");
-            (StatusCode::OK, Json(json!({"source": source, "fault": body.fault}))).into_response()
+            (
+                StatusCode::OK,
+                Json(json!({"source": source, "fault": body.fault})),
+            )
+                .into_response()
         }
         Err(e) => problem(StatusCode::NOT_FOUND, e),
     }

@@ -23,6 +23,7 @@ pub mod api;
 pub mod broker;
 pub mod capability_granter;
 pub mod config_schema;
+pub mod demo;
 pub mod event;
 pub mod health;
 pub mod ingest;

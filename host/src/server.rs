@@ -41,10 +41,10 @@ pub struct ServerConfig {
     pub ingest: IngestConfig,
     /// The embedded event store (`[events]`).
     pub events: EventsConfig,
-    /// Syslog listeners (`[[syslog.listeners]]`, see `ingest::syslog::config`).
-    pub syslog: crate::ingest::syslog::config::SyslogConfig,
     /// Health thresholds, upstream backoff and the crash-loop policy (`[health]`).
     pub health: crate::health::HealthConfig,
+    /// Syslog listeners (`[[syslog.listeners]]`, see `ingest::syslog::config`).
+    pub syslog: crate::ingest::syslog::config::SyslogConfig,
 }
 
 /// `[ingest]`.
@@ -131,8 +131,8 @@ impl Default for ServerConfig {
             vault: crate::vault::VaultConfig::default(),
             ingest: IngestConfig::default(),
             events: EventsConfig::default(),
-            syslog: Default::default(),
             health: crate::health::HealthConfig::default(),
+            syslog: Default::default(),
         }
     }
 }
@@ -212,6 +212,8 @@ pub struct Started {
     pub state: AppState,
     /// The platform-admin token created at this start (print it once), if any.
     pub new_admin_token: Option<String>,
+    /// Routes served beside the API (`serve --demo` adds its fault switch).
+    pub extra_routes: Option<axum::Router>,
 }
 
 /// Open the store, build the runtime and service, make sure an admin token exists and
@@ -265,6 +267,7 @@ pub async fn start(
     Ok(Started {
         state,
         new_admin_token,
+        extra_routes: None,
     })
 }
 
@@ -421,7 +424,10 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let state = started.state.clone();
-    let app = router(state.clone());
+    let mut app = router(state.clone());
+    if let Some(extra) = started.extra_routes {
+        app = app.merge(extra);
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

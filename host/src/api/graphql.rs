@@ -960,6 +960,17 @@ impl Connector {
     async fn plugin_version(&self) -> &str {
         &self.0.spec.plugin.version
     }
+    /// Catalogue category: the one the connector was given, else its plugin's (`null`
+    /// only when neither is known: an old record whose plugin version was unloaded).
+    async fn category(&self, ctx: &Context<'_>) -> Option<Category> {
+        if let Some(c) = self.0.spec.category {
+            return Some(c.into());
+        }
+        let (svc, _) = caller(ctx).ok()?;
+        let spec = &self.0.spec.plugin;
+        svc.plugin_record(&spec.id, &spec.version)
+            .map(|r| r.manifest.category.into())
+    }
     /// The plugin version it runs, with its manifest and capabilities (`null` once that
     /// version has been unloaded).
     async fn plugin(&self, ctx: &Context<'_>) -> Option<Plugin> {
@@ -1153,6 +1164,8 @@ struct CreateConnectorInput {
     /// Start enabled (default false: test before activation).
     #[graphql(default)]
     enabled: bool,
+    /// Catalogue category (default: the plugin's; another only for generic plugins).
+    category: Option<Category>,
 }
 
 /// Changes to a connector; omitted fields stay as they are.
@@ -1170,6 +1183,8 @@ struct UpdateConnectorInput {
     grants: Option<Vec<String>>,
     /// New schedule.
     schedule: Option<String>,
+    /// New catalogue category (generic plugins only).
+    category: Option<Category>,
     /// What a crash loop does (not a configuration revision).
     crash_loop_policy: Option<CrashLoopPolicy>,
 }
@@ -1392,6 +1407,7 @@ impl MutationRoot {
                 grants: input.grants.unwrap_or_default(),
                 schedule: input.schedule,
                 enabled: input.enabled,
+                category: input.category.map(Into::into),
             };
             Ok(Connector(svc.create_connector(p, &org, input).await.gql()?))
         }
@@ -1416,6 +1432,7 @@ impl MutationRoot {
                 credentials: input.credentials.map(binding_map),
                 grants: input.grants,
                 schedule: input.schedule,
+                category: input.category.map(Into::into),
                 crash_loop_policy: input.crash_loop_policy.map(Into::into),
             };
             let (connector, capability_diff) =

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::health::HealthReason;
-use crate::manifest::{CredentialSlot, Manifest};
+use crate::manifest::{Category, CredentialSlot, Manifest};
 use crate::runtime::TestStage;
 
 /// What a token may do.
@@ -156,6 +156,12 @@ pub struct ConnectorSpec {
     pub grants: Vec<String>,
     /// ISO 8601 duration.
     pub schedule: String,
+    /// What the connector stands for in the catalogue: the plugin's category, or — for a
+    /// generic plugin (`custom-api`, e.g. `rest-generic`) standing in for a source that has
+    /// no plugin of its own yet — the category the operator gave (`threat-intel`, ...).
+    /// Records written before this field existed have none: the plugin's applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
 }
 
 /// Health state.

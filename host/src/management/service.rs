@@ -80,6 +80,14 @@ impl ServiceError {
 
 type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
+/// The wire name of a category (`threat-intel`).
+fn category_code(c: crate::manifest::Category) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Body of `POST /v1/orgs/{org}/connectors`.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +115,10 @@ pub struct ConnectorInput {
     /// Start enabled (default false: test before activation).
     #[serde(default)]
     pub enabled: bool,
+    /// Catalogue category (default: the plugin's). Only a generic plugin (category
+    /// `custom-api`) takes another one, for the source it stands in for.
+    #[serde(default)]
+    pub category: Option<crate::manifest::Category>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -136,6 +148,9 @@ pub struct ConnectorPatch {
     /// New schedule.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// New catalogue category (generic plugins only; see `ConnectorInput::category`).
+    #[serde(default)]
+    pub category: Option<crate::manifest::Category>,
     /// What a crash loop does (`disable` or `ignore`); not a configuration revision.
     #[serde(default)]
     pub crash_loop_policy: Option<CrashLoopPolicy>,
@@ -931,6 +946,19 @@ impl ManagementService {
             })?;
         let manifest = plugin.manifest();
         let mut fields = Vec::new();
+        if let Some(c) = spec.category
+            && c != manifest.category
+            && manifest.category != crate::manifest::Category::CustomApi
+        {
+            fields.push(FieldError {
+                path: "/category".into(),
+                message: format!(
+                    "plugin {} is a {} connector; only a generic (custom-api) plugin takes another category",
+                    manifest.id,
+                    category_code(manifest.category)
+                ),
+            });
+        }
         if spec.name.trim().is_empty() || spec.name.len() > 200 {
             fields.push(FieldError {
                 path: "/name".into(),
@@ -1065,8 +1093,11 @@ impl ManagementService {
             credentials: input.credentials,
             grants: input.grants,
             schedule: input.schedule.unwrap_or_else(|| "PT5M".into()),
+            category: input.category,
         };
-        self.validate_spec(org, &spec).await?;
+        let plugin = self.validate_spec(org, &spec).await?;
+        let mut spec = spec;
+        spec.category = Some(spec.category.unwrap_or(plugin.manifest().category));
         let at = now();
         let rec = ConnectorRecord {
             id: random_id("con_", 8)?,
@@ -1159,11 +1190,16 @@ impl ManagementService {
             {
                 continue;
             }
-            if let Some(cat) = &filter.category
-                && categories.get(&(c.spec.plugin.id.clone(), c.spec.plugin.version.clone()))
-                    != Some(cat)
-            {
-                continue;
+            if let Some(cat) = &filter.category {
+                let effective = match c.spec.category {
+                    Some(own) => Some(category_code(own).to_string()),
+                    None => categories
+                        .get(&(c.spec.plugin.id.clone(), c.spec.plugin.version.clone()))
+                        .cloned(),
+                };
+                if effective.as_ref() != Some(cat) {
+                    continue;
+                }
             }
             if let Some(st) = &filter.status {
                 let want = match st.as_str() {
@@ -1256,6 +1292,9 @@ impl ManagementService {
         }
         if let Some(s) = patch.schedule {
             spec.schedule = s;
+        }
+        if let Some(c) = patch.category {
+            spec.category = Some(c);
         }
         let policy_change = patch
             .crash_loop_policy

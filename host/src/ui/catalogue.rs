@@ -77,21 +77,19 @@ impl Row {
             .service()
             .plugin_record(&rec.spec.plugin.id, &rec.spec.plugin.version);
         let act: Activity = activity::of(state, p, rec);
+        // The connector's own catalogue category (a generic plugin standing in for a
+        // source), else its plugin's.
+        let category = rec
+            .spec
+            .category
+            .or_else(|| plugin.as_ref().map(|p| p.manifest.category));
         Row {
             id: rec.id.clone(),
             name: rec.spec.name.clone(),
-            // The connector's own category (a generic plugin standing in for a source),
-            // else its plugin's.
-            category: rec
-                .spec
-                .category
-                .or(plugin.as_ref().map(|p| p.manifest.category))
+            category: category
                 .map(|c| words::category_code(c).to_string())
                 .unwrap_or_default(),
-            category_label: rec
-                .spec
-                .category
-                .or(plugin.as_ref().map(|p| p.manifest.category))
+            category_label: category
                 .map(|c| words::category_label(c).to_string())
                 .unwrap_or_else(|| "plugin not installed".to_string()),
             plugin: rec.spec.plugin.id.clone(),
@@ -289,7 +287,7 @@ pub async fn page_handler(
 ) -> Result<Response, UiError> {
     let org = match org_of(&s) {
         Ok(o) => o.to_string(),
-        Err(redirect) => return Ok(redirect),
+        Err(pick) => return Ok(pick.into_response()),
     };
     let rows = rows(&state, &s, &org, &q)?;
     let operator = s.principal.role >= Role::Operator;
@@ -448,7 +446,7 @@ pub fn report_markup(report: &TestReport) -> Markup {
                     @for e in report.sample.iter().take(3) {
                         li {
                             strong { (e.title) } " "
-                            span.muted { (e.severity) " · " (serde_json::to_value(&e.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) " · " (e.time) }
+                            span.muted { (e.severity) " · " (serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) " · " (e.time) }
                             " " code { (e.id) }
                         }
                     }
