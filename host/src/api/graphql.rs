@@ -1212,12 +1212,21 @@ pub struct QueryRoot;
 #[Object(name = "Query")]
 impl QueryRoot {
     /// Credentials of an organisation (viewer): metadata only, never a secret.
-    async fn credentials(&self, ctx: &Context<'_>, org: ID) -> Option<Vec<credentials::Credential>> {
+    async fn credentials(
+        &self,
+        ctx: &Context<'_>,
+        org: ID,
+    ) -> Option<Vec<credentials::Credential>> {
         credentials::credentials(ctx, org).await
     }
 
     /// One credential (viewer): metadata only.
-    async fn credential(&self, ctx: &Context<'_>, org: ID, name: String) -> Option<credentials::Credential> {
+    async fn credential(
+        &self,
+        ctx: &Context<'_>,
+        org: ID,
+        name: String,
+    ) -> Option<credentials::Credential> {
         credentials::credential(ctx, org, name).await
     }
 
@@ -1380,12 +1389,22 @@ impl MutationRoot {
     }
 
     /// Promote a credential's pending version (operator).
-    async fn promote_credential(&self, ctx: &Context<'_>, org: ID, name: String) -> Option<credentials::Credential> {
+    async fn promote_credential(
+        &self,
+        ctx: &Context<'_>,
+        org: ID,
+        name: String,
+    ) -> Option<credentials::Credential> {
         credentials::promote_or_rollback(ctx, org, name, true).await
     }
 
     /// Return a credential to its previous version (operator).
-    async fn rollback_credential(&self, ctx: &Context<'_>, org: ID, name: String) -> Option<credentials::Credential> {
+    async fn rollback_credential(
+        &self,
+        ctx: &Context<'_>,
+        org: ID,
+        name: String,
+    ) -> Option<credentials::Credential> {
         credentials::promote_or_rollback(ctx, org, name, false).await
     }
 

@@ -222,7 +222,6 @@ impl SetCredentialInput {
     }
 }
 
-
 /// Credential queries (merged into `Query`).
 pub(super) async fn credentials(ctx: &Context<'_>, org: ID) -> Option<Vec<Credential>> {
     let result: GqlResult<Vec<Credential>> = async {
