@@ -33,6 +33,9 @@ pub struct HealthConfig {
     pub duplicate_flood_ratio: f64,
     /// Fewer events than this in the window never count as a flood.
     pub duplicate_min_events: u64,
+    /// Duplicates per poll not counted: the overlap of inclusive incremental windows
+    /// (an API asked for records `since` the newest one seen serves that one again).
+    pub duplicate_overlap_allowance: u64,
     /// Share of failed parses (poll parse errors, malformed pushes) that degrades.
     pub parse_error_rate: f64,
     /// Fewer outcomes than this in the window never count.
@@ -71,6 +74,7 @@ impl Default for HealthConfig {
             window_secs: 600.0,
             duplicate_flood_ratio: 0.5,
             duplicate_min_events: 20,
+            duplicate_overlap_allowance: 1,
             parse_error_rate: 0.2,
             parse_min_samples: 3,
             stale_factor: 5.0,

@@ -16,7 +16,7 @@
 //!   failures; `auth_retry_secs` doubling after 401/403 (no retry storm).
 //! - Conditions over a sliding window degrade: `DUPLICATE_FLOOD{ratio}` (duplicates /
 //!   (new + duplicates) at or above the threshold with enough events; clears below 80% of
-//!   it), `PARSE_ERRORS{rate}` (failed parses / outcomes; clears below half of it).
+//!   it; per poll, `duplicate_overlap_allowance` duplicates are window overlap, not flood), `PARSE_ERRORS{rate}` (failed parses / outcomes; clears below half of it).
 //! - `STALE{since}`: no event for `stale_factor` × the connector's observed mean interval
 //!   between events (EWMA), and at least `stale_min_secs`, once enough intervals were seen.
 //! - `BACKPRESSURED` while any sink pushes back.
@@ -206,6 +206,7 @@ pub struct Tracker {
     crash_reported: bool,
     window: VecDeque<Sample>,
     parse_sample: Option<String>,
+    parse_rate: Option<f64>,
     flood_active: bool,
     parse_active: bool,
     last_event: Option<Instant>,
@@ -245,6 +246,7 @@ impl Tracker {
             crash_reported: false,
             window: VecDeque::new(),
             parse_sample: None,
+            parse_rate: None,
             flood_active: false,
             parse_active: false,
             last_event: None,
@@ -338,7 +340,8 @@ impl Tracker {
             } => {
                 self.proactive_hold(upstream);
                 self.success(cfg);
-                self.sample(t, *events, *duplicates, 0);
+                let excess = duplicates.saturating_sub(cfg.duplicate_overlap_allowance);
+                self.sample(t, *events, excess, 0);
                 if *events > 0 {
                     self.event_arrived(t.mono);
                 }
@@ -610,6 +613,7 @@ impl Tracker {
         } else {
             parse as f64 / outcomes as f64
         };
+        self.parse_rate = (outcomes > 0).then_some(round3(rate));
         self.parse_active = outcomes >= cfg.parse_min_samples
             && parse > 0
             && if self.parse_active {
@@ -661,18 +665,19 @@ impl Tracker {
             } else {
                 self.baseline
             };
-            if let Some((fault, level)) = &self.fault {
-                let reason = fault.reason(t);
-                // A parse fault and the windowed parse rate are one reason.
-                if !matches!(reason, HealthReason::ParseErrors { .. }) {
-                    details.push(reason);
-                }
-                state = *level;
-                if matches!(fault, Fault::Parse(_)) {
-                    details.push(fault.reason(t));
-                }
-            }
             let conditions = self.conditions(cfg, t);
+            if let Some((fault, level)) = &self.fault {
+                let reason = match (fault, self.parse_rate) {
+                    // The fault carries the windowed rate, not a bare 100%.
+                    (Fault::Parse(sample), Some(rate)) => HealthReason::ParseErrors {
+                        rate,
+                        sample: sample.clone(),
+                    },
+                    _ => fault.reason(t),
+                };
+                details.push(reason);
+                state = *level;
+            }
             if !self.observed && self.fault.is_none() && conditions.is_empty() {
                 // Nothing seen yet: keep showing the baseline (persisted) health.
                 return None;

@@ -239,11 +239,11 @@ fn duplicate_flood_by_ratio_in_the_window_with_hysteresis() {
     let c = cfg();
     let mut tr = Tracker::new(true, t);
     // Few events: never a flood, whatever the ratio.
-    feed(&mut tr, &ok(1, 9), t);
+    feed(&mut tr, &ok(1, 10), t);
     assert_eq!(tr.state(), HealthState::Healthy);
-    // 10 new + 30 duplicates so far -> ratio (9+21)/(1+9+21+9)= 30/40 = 0.75.
+    // One duplicate per poll is window overlap: 10 new + 30 duplicates -> 0.75.
     t = t.after(Duration::from_secs(60));
-    feed(&mut tr, &ok(9, 21), t);
+    feed(&mut tr, &ok(9, 22), t);
     assert_eq!(tr.state(), HealthState::Degraded);
     assert_eq!(tr.details(), [HealthReason::DuplicateFlood { ratio: 0.75 }]);
     // Ratio falls to 30/70 = 0.43: above 80% of the threshold (0.4), still a flood.
@@ -256,11 +256,28 @@ fn duplicate_flood_by_ratio_in_the_window_with_hysteresis() {
     assert_eq!(tr.state(), HealthState::Healthy);
     // The window forgets: a flood long ago does not count.
     t = t.after(Duration::from_secs(60));
-    feed(&mut tr, &ok(0, 100), t);
+    feed(&mut tr, &ok(0, 101), t);
     assert_eq!(codes(&tr), ["DUPLICATE_FLOOD"]);
     t = t.after(Duration::from_secs_f64(c.window_secs + 1.0));
     feed(&mut tr, &ok(30, 0), t);
     assert_eq!(tr.state(), HealthState::Healthy);
+}
+
+#[test]
+fn one_duplicate_per_poll_is_window_overlap_not_a_flood() {
+    let mut t = start();
+    let mut tr = Tracker::new(true, t);
+    for _ in 0..500 {
+        feed(&mut tr, &ok(0, 1), t);
+        t = t.after(Duration::from_millis(100));
+    }
+    assert_eq!(tr.state(), HealthState::Healthy);
+    // Two per poll is not.
+    for _ in 0..20 {
+        feed(&mut tr, &ok(0, 2), t);
+        t = t.after(Duration::from_millis(100));
+    }
+    assert_eq!(codes(&tr), ["DUPLICATE_FLOOD"]);
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod pytools;
 mod api;
 mod cli;
 mod graphql;
+mod health;
 mod ingest;
 mod openapi;
 mod push;

@@ -1,6 +1,6 @@
 //! Python tools from PyPI for the tests that check the API with clients no one here wrote
-//! (`graphql-core`, `openapi-spec-validator`). Installed into a venv under
-//! `target/pytools` on first use, once: a lock file serialises test threads and test
+//! (`graphql-core`, `openapi-spec-validator`, `prometheus-client`). Installed into a venv
+//! under `target/pytools` on first use, once: a lock file serialises test threads and test
 //! processes. Nothing is skipped: if the venv or pip fails, the test fails with its output.
 #![allow(dead_code)] // shared by several test crates, each using a part
 
@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// What the venv holds; changing this reinstalls it.
-const REQUIREMENTS: &[&str] = &["graphql-core>=3.2,<3.3", "openapi-spec-validator>=0.7,<0.8"];
+const REQUIREMENTS: &[&str] = &[
+    "graphql-core>=3.2,<3.3",
+    "openapi-spec-validator>=0.7,<0.8",
+    "prometheus-client>=0.20,<1",
+];
 
 /// The `target` directory this test binary was built into (`target/debug/deps/<test>`).
 fn target_dir() -> PathBuf {
