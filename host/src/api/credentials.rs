@@ -14,7 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::openapi::Items;
 use super::{ApiError, AppState, Caller};
 use crate::vault::RotationReport;
-use crate::vault::record::{CredentialInputDoc, CredentialMetadata, CredentialTestReport};
+use crate::vault::record::{
+    CredentialInputDoc, CredentialMetadata, CredentialTestReport, zeroize_json,
+};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -105,11 +107,13 @@ pub(super) async fn put(
 ) -> Result<impl IntoResponse, ApiError> {
     let Path((org, name)) = path?;
     let Query(q) = q?;
-    let Json(body) = body?;
-    let (meta, created) = s
+    let Json(mut body) = body?;
+    let result = s
         .service()
         .put_credential(&p, &org, &name, &body, q.promote)
-        .await?;
+        .await;
+    zeroize_json(&mut body);
+    let (meta, created) = result?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -647,3 +647,15 @@ pub struct CredentialTestReport {
     /// Per bound connector.
     pub connectors: Vec<ConnectorCredentialTest>,
 }
+
+/// Overwrite every string of a request body in place (after the secret in it has been
+/// sealed), so the plaintext does not linger in freed memory longer than needed.
+pub fn zeroize_json(v: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(zeroize_json),
+        serde_json::Value::Object(o) => o.values_mut().for_each(zeroize_json),
+        _ => {}
+    }
+}

@@ -257,11 +257,10 @@ pub(super) async fn set_credential(
 ) -> Option<Credential> {
     let result: GqlResult<Credential> = async {
         let (svc, p) = caller(ctx)?;
-        let body = input.into_body();
-        let (meta, _) = svc
-            .put_credential(p, &org, &name, &body, promote)
-            .await
-            .gql()?;
+        let mut body = input.into_body();
+        let result = svc.put_credential(p, &org, &name, &body, promote).await;
+        crate::vault::record::zeroize_json(&mut body);
+        let (meta, _) = result.gql()?;
         Ok(Credential(meta))
     }
     .await;

@@ -372,8 +372,6 @@ impl ManagementService {
         let mut results = Vec::new();
         for rec in connectors {
             let span = tracing::info_span!("credential_test", org = %org, credential = %name, version, connector = %rec.id, plugin = %rec.spec.plugin.id);
-            let _e = span.enter();
-            drop(_e);
             let plugin = self.loaded(&rec.spec.plugin.id, &rec.spec.plugin.version)?;
             let env = self.connector_env_pinned(&rec, Some((name.to_string(), version)));
             let sandbox = plugin

@@ -376,4 +376,23 @@ async fn no_secret_or_token_appears_in_logs_answers_audit_errors_or_store_files(
         }
     }
     assert!(found.is_empty(), "secrets leaked: {found:#?}");
+    // The search itself finds what is there: the (keyed) fingerprint is in the answers,
+    // the logs and the store.
+    let fp = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a["detail"]["fingerprint"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(hay.texts.iter().any(|(_, t)| t.contains(&fp)));
+    assert!(
+        files
+            .iter()
+            .any(|(_, b)| b.windows(fp.len()).any(|w| w == fp.as_bytes()))
+    );
+    assert!(
+        log_text.contains("request"),
+        "HTTP request log lines were captured"
+    );
 }
