@@ -546,6 +546,22 @@ async fn seed(client: &reqwest::Client, base: &str, admin: &str, o: &Opts) -> Re
         if st != reqwest::StatusCode::CREATED {
             bail!("creating a token of {org}: {st} {v}");
         }
+        // Connectors bind `{org}-key`; bindings must name an existing credential.
+        let (st, v) = call(
+            client,
+            reqwest::Method::PUT,
+            format!("{base}/v1/orgs/{org}/credentials/{org}-key"),
+            admin,
+            Some(json!({
+                "kind": "bearer",
+                "token": format!("bench-token-{org}"),
+                "hosts": [format!("https://siem-{org}.example.com")]
+            })),
+        )
+        .await?;
+        if st != reqwest::StatusCode::CREATED {
+            bail!("creating the credential of {org}: {st} {v}");
+        }
     }
     let jobs: Vec<(usize, usize)> = (0..o.orgs)
         .flat_map(|org| (0..o.per_org).map(move |i| (org, i)))
