@@ -71,10 +71,7 @@ fn details_of(reasons: &[HealthReason]) -> Vec<(String, String)> {
 
 /// The activity of one connector.
 pub fn of(state: &AppState, p: &Principal, rec: &ConnectorRecord) -> Activity {
-    let metrics = state
-        .service()
-        .connector_metrics(p, &rec.org, &rec.id)
-        .ok();
+    let metrics = state.service().connector_metrics(p, &rec.org, &rec.id).ok();
     Activity {
         state: rec.health.state,
         reasons: rec.health.reasons.clone(),
@@ -86,7 +83,11 @@ pub fn of(state: &AppState, p: &Principal, rec: &ConnectorRecord) -> Activity {
 }
 
 /// Health transitions, newest first: (at, state code, state and reasons in words).
-pub fn history(state: &AppState, p: &Principal, rec: &ConnectorRecord) -> Vec<(String, String, String)> {
+pub fn history(
+    state: &AppState,
+    p: &Principal,
+    rec: &ConnectorRecord,
+) -> Vec<(String, String, String)> {
     let Ok(view) = state.service().connector_health(p, &rec.org, &rec.id, 50) else {
         return Vec::new();
     };

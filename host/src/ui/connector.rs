@@ -284,7 +284,7 @@ pub async fn page_handler(
 ) -> Result<Response, UiError> {
     let org = match org_of(&s) {
         Ok(o) => o.to_string(),
-        Err(redirect) => return Ok(redirect),
+        Err(pick) => return Ok(pick.into_response()),
     };
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let mut form = FormState::default();
@@ -332,7 +332,7 @@ pub async fn config_handler(
     check_csrf(&s, &headers, csrf_of(&form))?;
     let org = match org_of(&s) {
         Ok(o) => o.to_string(),
-        Err(redirect) => return Ok(redirect),
+        Err(pick) => return Ok(pick.into_response()),
     };
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let manifest = manifest_of(&state, &rec).ok_or_else(|| {
@@ -420,7 +420,7 @@ pub async fn access_handler(
     check_csrf(&s, &headers, Some(&form.csrf))?;
     let org = match org_of(&s) {
         Ok(o) => o.to_string(),
-        Err(redirect) => return Ok(redirect),
+        Err(pick) => return Ok(pick.into_response()),
     };
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let grants: Vec<String> = form
@@ -528,7 +528,7 @@ pub async fn upgrade_preview(
 ) -> Result<Response, UiError> {
     let org = match org_of(&s) {
         Ok(o) => o.to_string(),
-        Err(redirect) => return Ok(redirect),
+        Err(pick) => return Ok(pick.into_response()),
     };
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let new = state
@@ -591,7 +591,7 @@ pub async fn upgrade_handler(
     check_csrf(&s, &headers, Some(&form.csrf))?;
     let org = match org_of(&s) {
         Ok(o) => o.to_string(),
-        Err(redirect) => return Ok(redirect),
+        Err(pick) => return Ok(pick.into_response()),
     };
     let patch = ConnectorPatch {
         plugin_version: Some(form.version),

@@ -60,6 +60,10 @@ pub fn routes() -> Router<AppState> {
         .route("/connectors/{id}/config", post(connector::config_handler))
         .route("/connectors/{id}/access", post(connector::access_handler))
         .route(
+            "/connectors/{id}/credentials/{slot}",
+            post(credentials::set_handler),
+        )
+        .route(
             "/connectors/{id}/upgrade",
             get(connector::upgrade_preview).post(connector::upgrade_handler),
         )
@@ -89,7 +93,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -227,11 +231,19 @@ pub fn check_csrf(
     }
 }
 
+/// No organisation picked yet (the platform admin): answers with the org picker.
+#[derive(Debug)]
+pub struct PickOrg;
+
+impl IntoResponse for PickOrg {
+    fn into_response(self) -> Response {
+        Redirect::to("/orgs").into_response()
+    }
+}
+
 /// The org in view, or the org picker for a platform admin who has not picked one.
-pub fn org_of(s: &UiSession) -> Result<&str, Response> {
-    s.org
-        .as_deref()
-        .ok_or_else(|| Redirect::to("/orgs").into_response())
+pub fn org_of(s: &UiSession) -> Result<&str, PickOrg> {
+    s.org.as_deref().ok_or(PickOrg)
 }
 
 // ----- sign-in, sign-out, organisation picker ---------------------------------------------

@@ -5,6 +5,8 @@
 
 #[path = "../support/app.rs"]
 mod app;
+#[path = "../support/browser.rs"]
+mod browser;
 #[path = "../support/nodetools.rs"]
 mod nodetools;
 #[path = "../support/pytools.rs"]
@@ -18,5 +20,7 @@ mod ingest;
 mod openapi;
 mod push;
 mod sinks;
+mod ui;
+mod ui_browser;
 mod upgrade;
 mod vault;
