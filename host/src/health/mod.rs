@@ -641,3 +641,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 pub(crate) fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+#[path = "monitor_tests.rs"]
+mod tests;
