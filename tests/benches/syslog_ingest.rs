@@ -143,19 +143,36 @@ async fn run(total: usize, clients: usize, batch: usize) {
     let sent = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(600);
     while es.stats().events - before < total as u64 {
-        assert!(Instant::now() < deadline, "timed out: {:?}", receiver.stats());
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {:?}",
+            receiver.stats()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
     let (cpu1, rss) = usage();
     let stats = receiver.stats();
     assert_eq!(stats.malformed, 0);
-    println!("syslog_ingest: {total} messages ({:.1} MiB) over {clients} TCP connections, normalize batches of up to {batch}", bytes as f64 / 1048576.0);
+    println!(
+        "syslog_ingest: {total} messages ({:.1} MiB) over {clients} TCP connections, normalize batches of up to {batch}",
+        bytes as f64 / 1048576.0
+    );
     println!("  all sent after        {:.2} s", sent.as_secs_f64());
     println!("  all stored after      {:.2} s", elapsed.as_secs_f64());
-    println!("  events/s end to end   {:.0}", total as f64 / elapsed.as_secs_f64());
-    println!("  CPU (user+sys)        {:.2} s ({:.0} % of one core)", cpu1 - cpu0, (cpu1 - cpu0) / elapsed.as_secs_f64() * 100.0);
+    println!(
+        "  events/s end to end   {:.0}",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  CPU (user+sys)        {:.2} s ({:.0} % of one core)",
+        cpu1 - cpu0,
+        (cpu1 - cpu0) / elapsed.as_secs_f64() * 100.0
+    );
     println!("  peak RSS              {rss:.0} MiB");
     println!("  receiver              {stats:?}");
-    println!("  store size on disk    {:.1} MiB", svc.store().size_on_disk().unwrap_or(0) as f64 / 1048576.0);
+    println!(
+        "  store size on disk    {:.1} MiB",
+        svc.store().size_on_disk().unwrap_or(0) as f64 / 1048576.0
+    );
 }

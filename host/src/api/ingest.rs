@@ -150,9 +150,8 @@ fn inputs(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, ApiError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::bad_request(format!("the body is not UTF-8: {e}"), Vec::new())
-    })?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}"), Vec::new()))?;
     let out: Vec<String> = if ctype == "application/json" || ctype.ends_with("+json") {
         match serde_json::from_str::<serde_json::Value>(text) {
             Ok(serde_json::Value::Array(items)) => items.iter().map(json_input).collect(),
@@ -203,9 +202,11 @@ fn push_error(e: PushError) -> ApiError {
         | PushError::Delivery(DeliveryError::Stopped { .. }) => {
             ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
         }
-        PushError::Delivery(DeliveryError::Sink(SinkError::Unavailable { .. })) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sink unavailable", e.to_string())
-        }
+        PushError::Delivery(DeliveryError::Sink(SinkError::Unavailable { .. })) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sink unavailable",
+            e.to_string(),
+        ),
         PushError::Delivery(DeliveryError::Sink(SinkError::Rejected { .. })) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "sink rejected", e.to_string())
         }
@@ -245,6 +246,7 @@ fn push_error(e: PushError) -> ApiError {
         (status = 422, description = "No input could be normalised", body = ApiError, content_type = "application/problem+json"),
         (status = 503, description = "A sink is unavailable; retry later", body = ApiError, content_type = "application/problem+json"),
     ),
+    security(("webhook_token" = []), ("webhook_signature" = []))
 )]
 pub(super) async fn ingest(
     State(s): State<AppState>,
@@ -411,7 +413,8 @@ async fn new_secret(
     }
     let storage = |e: &dyn std::fmt::Display| WebhookSecretError::Storage(e.to_string());
     let key = webhook::record_key(id);
-    let previous: Option<webhook::WebhookRecord> = service.store().get_json(&key).map_err(|e| storage(&e))?;
+    let previous: Option<webhook::WebhookRecord> =
+        service.store().get_json(&key).map_err(|e| storage(&e))?;
     let version = previous.map(|r| r.version + 1).unwrap_or(1);
     let secret = webhook::generate_secret().map_err(|e| storage(&e))?;
     let (sealed, fingerprint) = service

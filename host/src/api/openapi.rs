@@ -62,6 +62,27 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        // Webhooks (`POST /v1/ingest/{connector_id}`) authenticate with the connector's
+        // webhook secret instead of an API token.
+        components.add_security_scheme(
+            "webhook_token",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-Portcullis-Token",
+                    "The connector's webhook secret (also accepted as `Authorization: Bearer`)",
+                ),
+            )),
+        );
+        components.add_security_scheme(
+            "webhook_signature",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-Portcullis-Signature",
+                    "`sha256=<hex HMAC-SHA256(secret, \"<timestamp>.\" + body)>`, with \
+                     `X-Portcullis-Timestamp: <unix seconds>` within 300 s",
+                ),
+            )),
+        );
     }
 }
 

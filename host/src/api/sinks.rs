@@ -93,13 +93,20 @@ pub(super) async fn replace(
     let Path(org) = path?;
     s.service().get_org(&p, &org)?;
     if p.role < Role::Operator {
-        return Err(ServiceError::Forbidden("changing sinks needs the operator role".into()).into());
+        return Err(
+            ServiceError::Forbidden("changing sinks needs the operator role".into()).into(),
+        );
     }
     let Json(cfg) = body?;
     let names: Vec<String> = cfg
         .sinks
         .iter()
-        .map(|s| serde_json::to_value(s).ok().and_then(|v| v["name"].as_str().map(str::to_string)).unwrap_or_default())
+        .map(|s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v["name"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
         .collect();
     let audit = s.service().audit_op(
         &p.actor(),

@@ -157,7 +157,9 @@ impl PushIngest {
         inputs: &[String],
     ) -> Result<PushOutcome, PushError> {
         let refused = |e: PushError| {
-            self.counters.refused_batches.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .refused_batches
+                .fetch_add(1, Ordering::Relaxed);
             Err(e)
         };
         if !rec.enabled {
@@ -183,9 +185,11 @@ impl PushIngest {
         self.counters
             .inputs
             .fetch_add(inputs.len() as u64, Ordering::Relaxed);
-        let results =
-            tracing::Instrument::instrument(sandbox.normalize(&rec.spec.config, inputs), span.clone())
-                .await;
+        let results = tracing::Instrument::instrument(
+            sandbox.normalize(&rec.spec.config, inputs),
+            span.clone(),
+        )
+        .await;
         let mut out = PushOutcome {
             received: inputs.len(),
             ..PushOutcome::default()
@@ -202,10 +206,14 @@ impl PushIngest {
                         out.errors.push(sample(&message));
                     }
                     let obs = match &e {
-                        CallError::Trap(_) | CallError::MemoryLimit { .. } | CallError::Timeout(_) => {
-                            Observation::PluginTrapped { message: sample(&message) }
-                        }
-                        _ => Observation::PushMalformed { sample: sample(&message) },
+                        CallError::Trap(_)
+                        | CallError::MemoryLimit { .. }
+                        | CallError::Timeout(_) => Observation::PluginTrapped {
+                            message: sample(&message),
+                        },
+                        _ => Observation::PushMalformed {
+                            sample: sample(&message),
+                        },
                     };
                     health.observe(&rec.org, &rec.id, obs);
                 }
@@ -255,6 +263,7 @@ pub async fn attach(
 ) -> Result<Arc<PushIngest>, super::syslog::ReceiverError> {
     let sinks = Arc::new(SinkRegistry::new(pipeline.store().clone()));
     sinks.configure(files_dir, policy);
+    sinks.set_vault(service.vault().clone());
     sinks.set_event_store(pipeline.event_store().clone());
     pipeline.set_sink_resolver(sinks.clone());
     let push = Arc::new(PushIngest::new(service, pipeline.clone(), sinks));

@@ -72,7 +72,9 @@ pub fn generate_secret() -> Result<SecretString, getrandom::Error> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookAuthError {
     /// Neither a token nor a signature.
-    #[error("missing credentials: send `Authorization: Bearer <secret>`, `X-Portcullis-Token`, or `X-Portcullis-Signature` with `X-Portcullis-Timestamp`")]
+    #[error(
+        "missing credentials: send `Authorization: Bearer <secret>`, `X-Portcullis-Token`, or `X-Portcullis-Signature` with `X-Portcullis-Timestamp`"
+    )]
     Missing,
     /// The token does not match.
     #[error("invalid webhook token")]
@@ -164,8 +166,13 @@ pub fn verify(
         if given.len() != 32 {
             return Err(WebhookAuthError::MalformedSignature);
         }
-        let ts_text = p.timestamp.map(str::trim).ok_or(WebhookAuthError::BadTimestamp)?;
-        let ts: i64 = ts_text.parse().map_err(|_| WebhookAuthError::BadTimestamp)?;
+        let ts_text = p
+            .timestamp
+            .map(str::trim)
+            .ok_or(WebhookAuthError::BadTimestamp)?;
+        let ts: i64 = ts_text
+            .parse()
+            .map_err(|_| WebhookAuthError::BadTimestamp)?;
         if now_unix.abs_diff(ts) > SIGNATURE_TOLERANCE.as_secs() {
             return Err(WebhookAuthError::StaleTimestamp);
         }
@@ -202,10 +209,34 @@ mod tests {
     fn tokens_in_either_header() {
         let g = ReplayGuard::default();
         let ok = |p: Presented<'_>| verify(&secret(), &p, b"{}", 1000, &g);
-        assert_eq!(ok(Presented { authorization: Some("Bearer whsec_test"), ..Default::default() }), Ok(()));
-        assert_eq!(ok(Presented { token: Some("whsec_test"), ..Default::default() }), Ok(()));
-        assert_eq!(ok(Presented { token: Some("whsec_tesT"), ..Default::default() }), Err(WebhookAuthError::BadToken));
-        assert_eq!(ok(Presented { authorization: Some("Basic abc"), ..Default::default() }), Err(WebhookAuthError::Missing));
+        assert_eq!(
+            ok(Presented {
+                authorization: Some("Bearer whsec_test"),
+                ..Default::default()
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            ok(Presented {
+                token: Some("whsec_test"),
+                ..Default::default()
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            ok(Presented {
+                token: Some("whsec_tesT"),
+                ..Default::default()
+            }),
+            Err(WebhookAuthError::BadToken)
+        );
+        assert_eq!(
+            ok(Presented {
+                authorization: Some("Basic abc"),
+                ..Default::default()
+            }),
+            Err(WebhookAuthError::Missing)
+        );
         assert_eq!(ok(Presented::default()), Err(WebhookAuthError::Missing));
     }
 
@@ -214,17 +245,51 @@ mod tests {
         let g = ReplayGuard::default();
         let body = br#"{"a":1}"#;
         let sig = format!("sha256={}", sign(&secret(), "1000", body));
-        let p = Presented { signature: Some(&sig), timestamp: Some("1000"), ..Default::default() };
+        let p = Presented {
+            signature: Some(&sig),
+            timestamp: Some("1000"),
+            ..Default::default()
+        };
         assert_eq!(verify(&secret(), &p, body, 1100, &g), Ok(()));
-        assert_eq!(verify(&secret(), &p, body, 1100, &g), Err(WebhookAuthError::Replayed));
-        assert_eq!(verify(&secret(), &p, b"{}", 1100, &g), Err(WebhookAuthError::BadSignature));
-        assert_eq!(verify(&secret(), &p, body, 1000 + 301, &g), Err(WebhookAuthError::StaleTimestamp));
-        let p2 = Presented { signature: Some(&sig), timestamp: None, ..Default::default() };
-        assert_eq!(verify(&secret(), &p2, body, 1000, &g), Err(WebhookAuthError::BadTimestamp));
-        let p3 = Presented { signature: Some("sha1=00"), timestamp: Some("1000"), ..Default::default() };
-        assert_eq!(verify(&secret(), &p3, body, 1000, &g), Err(WebhookAuthError::MalformedSignature));
+        assert_eq!(
+            verify(&secret(), &p, body, 1100, &g),
+            Err(WebhookAuthError::Replayed)
+        );
+        assert_eq!(
+            verify(&secret(), &p, b"{}", 1100, &g),
+            Err(WebhookAuthError::BadSignature)
+        );
+        assert_eq!(
+            verify(&secret(), &p, body, 1000 + 301, &g),
+            Err(WebhookAuthError::StaleTimestamp)
+        );
+        let p2 = Presented {
+            signature: Some(&sig),
+            timestamp: None,
+            ..Default::default()
+        };
+        assert_eq!(
+            verify(&secret(), &p2, body, 1000, &g),
+            Err(WebhookAuthError::BadTimestamp)
+        );
+        let p3 = Presented {
+            signature: Some("sha1=00"),
+            timestamp: Some("1000"),
+            ..Default::default()
+        };
+        assert_eq!(
+            verify(&secret(), &p3, body, 1000, &g),
+            Err(WebhookAuthError::MalformedSignature)
+        );
         // The timestamp is part of what is signed.
-        let p4 = Presented { signature: Some(&sig), timestamp: Some("1001"), ..Default::default() };
-        assert_eq!(verify(&secret(), &p4, body, 1000, &g), Err(WebhookAuthError::BadSignature));
+        let p4 = Presented {
+            signature: Some(&sig),
+            timestamp: Some("1001"),
+            ..Default::default()
+        };
+        assert_eq!(
+            verify(&secret(), &p4, body, 1000, &g),
+            Err(WebhookAuthError::BadSignature)
+        );
     }
 }

@@ -38,7 +38,14 @@ fn config(dir: &Path) -> ServerConfig {
 /// A host with org `acme` and an enabled `cef-leef` connector; returns its id.
 pub(crate) async fn host_with_push_connector(dir: &Path) -> (AppState, String) {
     let state = start(&config(dir), Some(ADMIN)).await.unwrap().state;
-    let r = call(&state, "POST", "/v1/orgs", Some(ADMIN), Some(json!({"id": "acme", "name": "Acme"}))).await;
+    let r = call(
+        &state,
+        "POST",
+        "/v1/orgs",
+        Some(ADMIN),
+        Some(json!({"id": "acme", "name": "Acme"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let id = create_cef_connector(&state, "acme", true).await;
     (state, id)
@@ -92,9 +99,16 @@ async fn wait_for_events(state: &AppState, connector: &str, n: usize) -> Vec<Val
 pub(crate) fn cef_samples() -> Vec<String> {
     let dir = portcullis_e2e::conformance_dir();
     let mut lines = Vec::new();
-    for f in ["cef/elastic_integrations_cef_test-cef.log", "cef/beats_decode_cef_samples.log"] {
+    for f in [
+        "cef/elastic_integrations_cef_test-cef.log",
+        "cef/beats_decode_cef_samples.log",
+    ] {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
-        lines.extend(text.lines().filter(|l| l.starts_with("CEF:")).map(str::to_string));
+        lines.extend(
+            text.lines()
+                .filter(|l| l.starts_with("CEF:"))
+                .map(str::to_string),
+        );
     }
     assert!(lines.len() >= 10, "{} CEF samples", lines.len());
     lines
@@ -176,10 +190,14 @@ async fn syslog_over_udp_and_tcp_with_both_framings_reaches_the_store() {
     // UDP: one message per datagram; RFC 3164 and the real Zscaler LEEF line.
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for (i, cef) in samples.iter().take(5).enumerate() {
-        udp.send_to(rfc3164(cef, i + 200).as_bytes(), udp_addr).await.unwrap();
+        udp.send_to(rfc3164(cef, i + 200).as_bytes(), udp_addr)
+            .await
+            .unwrap();
         expected += 1;
     }
-    udp.send_to(zscaler_leef().as_bytes(), udp_addr).await.unwrap();
+    udp.send_to(zscaler_leef().as_bytes(), udp_addr)
+        .await
+        .unwrap();
     expected += 1;
 
     let events = wait_for_events(&state, &id, expected).await;
@@ -222,9 +240,13 @@ async fn malformed_input_is_counted_and_reported_and_the_receiver_keeps_serving(
     // TCP: an oversize frame (skipped), then a good one on the same connection.
     let mut tcp = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
     let big = format!("<13>Oct 11 22:14:15 host app: {}", "x".repeat(5000));
-    tcp.write_all(format!("{} {big}", big.len()).as_bytes()).await.unwrap();
+    tcp.write_all(format!("{} {big}", big.len()).as_bytes())
+        .await
+        .unwrap();
     let good = rfc5424(cef, 1);
-    tcp.write_all(format!("{} {good}", good.len()).as_bytes()).await.unwrap();
+    tcp.write_all(format!("{} {good}", good.len()).as_bytes())
+        .await
+        .unwrap();
     // A broken octet count closes only that connection.
     tcp.write_all(b"12x <13>garbage").await.unwrap();
     tcp.shutdown().await.unwrap();
@@ -235,7 +257,9 @@ async fn malformed_input_is_counted_and_reported_and_the_receiver_keeps_serving(
         .await
         .unwrap();
     again.shutdown().await.unwrap();
-    udp.send_to(rfc3164(cef, 3).as_bytes(), udp_addr).await.unwrap();
+    udp.send_to(rfc3164(cef, 3).as_bytes(), udp_addr)
+        .await
+        .unwrap();
 
     let events = wait_for_events(&state, &id, 3).await;
     assert_eq!(events.len(), 3);
@@ -244,7 +268,9 @@ async fn malformed_input_is_counted_and_reported_and_the_receiver_keeps_serving(
     for _ in 0..100 {
         counters = (
             receiver.stats().malformed,
-            push.counters().malformed.load(std::sync::atomic::Ordering::Relaxed),
+            push.counters()
+                .malformed
+                .load(std::sync::atomic::Ordering::Relaxed),
         );
         if counters.0 >= 4 && counters.1 >= 5 {
             break;
@@ -256,9 +282,21 @@ async fn malformed_input_is_counted_and_reported_and_the_receiver_keeps_serving(
     // Push: those four plus the line the plugin could not normalise.
     assert_eq!(counters.1, 5);
     // Health heard about it.
-    let r = call(&state, "GET", &format!("/v1/orgs/acme/connectors/{id}/health"), Some(ADMIN), None).await;
+    let r = call(
+        &state,
+        "GET",
+        &format!("/v1/orgs/acme/connectors/{id}/health"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert!(r.body.to_string().to_lowercase().contains("malformed") || r.body.to_string().contains("PARSE"), "{}", r.body);
+    assert!(
+        r.body.to_string().to_lowercase().contains("malformed")
+            || r.body.to_string().contains("PARSE"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,10 +343,23 @@ async fn many_concurrent_tcp_clients_deliver_every_message_once() {
 // Webhooks
 
 async fn rotate(state: &AppState, org: &str, id: &str, token: &str) -> Resp {
-    call(state, "POST", &format!("/v1/orgs/{org}/connectors/{id}/webhook-secret"), Some(token), None).await
+    call(
+        state,
+        "POST",
+        &format!("/v1/orgs/{org}/connectors/{id}/webhook-secret"),
+        Some(token),
+        None,
+    )
+    .await
 }
 
-pub(crate) async fn post(state: &AppState, id: &str, headers: &[(&str, String)], ctype: &str, body: &str) -> Resp {
+pub(crate) async fn post(
+    state: &AppState,
+    id: &str,
+    headers: &[(&str, String)],
+    ctype: &str,
+    body: &str,
+) -> Resp {
     let mut req = Request::builder()
         .method("POST")
         .uri(format!("/v1/ingest/{id}"))
@@ -331,7 +382,14 @@ async fn webhook_tokens_and_signatures() {
     let body = samples[..3].join("\n");
 
     // No secret yet: 404, as for an unknown connector.
-    let r = post(&state, &id, &[("x-portcullis-token", "whsec_x".into())], "text/plain", &body).await;
+    let r = post(
+        &state,
+        &id,
+        &[("x-portcullis-token", "whsec_x".into())],
+        "text/plain",
+        &body,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = post(&state, "con_nope", &[], "text/plain", &body).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -344,13 +402,33 @@ async fn webhook_tokens_and_signatures() {
     assert_eq!(r.body["ingest_path"], format!("/v1/ingest/{id}"));
 
     // Bearer token: 3 lines → 3 events.
-    let r = post(&state, &id, &[("authorization", format!("Bearer {secret}"))], "text/plain", &body).await;
+    let r = post(
+        &state,
+        &id,
+        &[("authorization", format!("Bearer {secret}"))],
+        "text/plain",
+        &body,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
-    assert_eq!((r.body["accepted"].as_u64(), r.body["duplicates"].as_u64()), (Some(3), Some(0)));
+    assert_eq!(
+        (r.body["accepted"].as_u64(), r.body["duplicates"].as_u64()),
+        (Some(3), Some(0))
+    );
     // Same body again with X-Portcullis-Token: all duplicates.
-    let r = post(&state, &id, &[("x-portcullis-token", secret.clone())], "text/plain", &body).await;
+    let r = post(
+        &state,
+        &id,
+        &[("x-portcullis-token", secret.clone())],
+        "text/plain",
+        &body,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
-    assert_eq!((r.body["accepted"].as_u64(), r.body["duplicates"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(
+        (r.body["accepted"].as_u64(), r.body["duplicates"].as_u64()),
+        (Some(0), Some(3))
+    );
 
     // Wrong and missing credentials.
     for headers in [
@@ -360,7 +438,12 @@ async fn webhook_tokens_and_signatures() {
         vec![("authorization", format!("Bearer {ADMIN}"))],
     ] {
         let r = post(&state, &id, &headers, "text/plain", &body).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{headers:?}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{headers:?}: {:?}",
+            r.body
+        );
         assert_eq!(r.content_type, "application/problem+json");
     }
 
@@ -369,26 +452,71 @@ async fn webhook_tokens_and_signatures() {
     let body2 = samples[3..5].join("\n");
     let ts = now();
     let sig = format!("sha256={}", sign(&key, &ts, body2.as_bytes()));
-    let signed = vec![("x-portcullis-timestamp", ts.clone()), ("x-portcullis-signature", sig.clone())];
+    let signed = vec![
+        ("x-portcullis-timestamp", ts.clone()),
+        ("x-portcullis-signature", sig.clone()),
+    ];
     let r = post(&state, &id, &signed, "text/plain", &body2).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     assert_eq!(r.body["accepted"].as_u64(), Some(2));
     // Replayed: refused.
     let r = post(&state, &id, &signed, "text/plain", &body2).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.body["detail"].as_str().unwrap().contains("replayed"), "{:?}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("replayed"),
+        "{:?}",
+        r.body
+    );
     // Tampered body, signature without timestamp, wrong scheme, stale timestamp.
-    let r = post(&state, &id, &signed, "text/plain", &format!("{body2}\n{}", samples[6])).await;
+    let r = post(
+        &state,
+        &id,
+        &signed,
+        "text/plain",
+        &format!("{body2}\n{}", samples[6]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = post(&state, &id, &[("x-portcullis-signature", sig.clone())], "text/plain", &body2).await;
+    let r = post(
+        &state,
+        &id,
+        &[("x-portcullis-signature", sig.clone())],
+        "text/plain",
+        &body2,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = post(&state, &id, &[("x-portcullis-timestamp", ts.clone()), ("x-portcullis-signature", sig.replace("sha256=", "md5="))], "text/plain", &body2).await;
+    let r = post(
+        &state,
+        &id,
+        &[
+            ("x-portcullis-timestamp", ts.clone()),
+            ("x-portcullis-signature", sig.replace("sha256=", "md5=")),
+        ],
+        "text/plain",
+        &body2,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let old = (chrono::Utc::now().timestamp() - 3600).to_string();
     let old_sig = format!("sha256={}", sign(&key, &old, body2.as_bytes()));
-    let r = post(&state, &id, &[("x-portcullis-timestamp", old), ("x-portcullis-signature", old_sig)], "text/plain", &body2).await;
+    let r = post(
+        &state,
+        &id,
+        &[
+            ("x-portcullis-timestamp", old),
+            ("x-portcullis-signature", old_sig),
+        ],
+        "text/plain",
+        &body2,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.body["detail"].as_str().unwrap().contains("server clock"), "{:?}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("server clock"),
+        "{:?}",
+        r.body
+    );
 
     // Bad input: 4xx, never 5xx.
     let auth = vec![("x-portcullis-token", secret.clone())];
@@ -396,7 +524,14 @@ async fn webhook_tokens_and_signatures() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = post(&state, &id, &auth, "application/octet-stream", "x").await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let r = post(&state, &id, &auth, "text/plain", "not a CEF line\nneither this").await;
+    let r = post(
+        &state,
+        &id,
+        &auth,
+        "text/plain",
+        "not a CEF line\nneither this",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     let r = post(&state, &id, &auth, "text/plain", "\n\n").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -415,13 +550,34 @@ async fn webhook_tokens_and_signatures() {
     let new_secret = r.body["secret"].as_str().unwrap().to_string();
     let r = post(&state, &id, &auth, "text/plain", &samples[8]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = post(&state, &id, &[("x-portcullis-token", new_secret.clone())], "text/plain", &samples[8]).await;
+    let r = post(
+        &state,
+        &id,
+        &[("x-portcullis-token", new_secret.clone())],
+        "text/plain",
+        &samples[8],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
 
     // Disabled connector: 409; events stay out.
-    let r = call(&state, "POST", &format!("/v1/orgs/acme/connectors/{id}/disable"), Some(ADMIN), None).await;
+    let r = call(
+        &state,
+        "POST",
+        &format!("/v1/orgs/acme/connectors/{id}/disable"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let r = post(&state, &id, &[("x-portcullis-token", new_secret.clone())], "text/plain", &samples[9]).await;
+    let r = post(
+        &state,
+        &id,
+        &[("x-portcullis-token", new_secret.clone())],
+        "text/plain",
+        &samples[9],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
     assert_eq!(stored_events(&state, &id).await.len(), 7);
 
@@ -436,13 +592,27 @@ async fn webhook_tokens_and_signatures() {
 async fn webhook_secrets_need_an_operator_of_the_org_and_a_push_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let (state, id) = host_with_push_connector(dir.path()).await;
-    let r = call(&state, "POST", "/v1/orgs", Some(ADMIN), Some(json!({"id": "other", "name": "Other"}))).await;
+    let r = call(
+        &state,
+        "POST",
+        "/v1/orgs",
+        Some(ADMIN),
+        Some(json!({"id": "other", "name": "Other"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let token = |org: &str, role: &str| {
         let state = state.clone();
         let (org, role) = (org.to_string(), role.to_string());
         async move {
-            let r = call(&state, "POST", &format!("/v1/orgs/{org}/tokens"), Some(ADMIN), Some(json!({"name": role, "role": role}))).await;
+            let r = call(
+                &state,
+                "POST",
+                &format!("/v1/orgs/{org}/tokens"),
+                Some(ADMIN),
+                Some(json!({"name": role, "role": role})),
+            )
+            .await;
             assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
             r.body["token"].as_str().unwrap().to_string()
         }
@@ -450,10 +620,22 @@ async fn webhook_secrets_need_an_operator_of_the_org_and_a_push_plugin() {
     let viewer = token("acme", "viewer").await;
     let operator = token("acme", "operator").await;
     let stranger = token("other", "admin").await;
-    assert_eq!(rotate(&state, "acme", &id, &viewer).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(rotate(&state, "acme", &id, &stranger).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(rotate(&state, "other", &id, &stranger).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(rotate(&state, "acme", &id, &operator).await.status, StatusCode::CREATED);
+    assert_eq!(
+        rotate(&state, "acme", &id, &viewer).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        rotate(&state, "acme", &id, &stranger).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        rotate(&state, "other", &id, &stranger).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        rotate(&state, "acme", &id, &operator).await.status,
+        StatusCode::CREATED
+    );
     // A pull-only plugin (qradar-siem: `accepts-push` false) cannot have a webhook.
     let r = call(
         &state,
@@ -480,6 +662,12 @@ async fn webhook_secrets_need_an_operator_of_the_org_and_a_push_plugin() {
     // And pushed input (e.g. routed syslog) is refused for it.
     let rec = state.service().connector_record("acme", &pull).unwrap();
     let push = state.ingest().unwrap().push.clone();
-    let e = push.push(&rec, &[cef_samples()[0].clone()]).await.unwrap_err();
-    assert!(matches!(e, portcullis::ingest::push::PushError::NotPushable { .. }), "{e}");
+    let e = push
+        .push(&rec, &[cef_samples()[0].clone()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, portcullis::ingest::push::PushError::NotPushable { .. }),
+        "{e}"
+    );
 }

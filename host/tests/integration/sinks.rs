@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use portcullis::broker::ip_policy::IpPolicy;
+use portcullis::broker::oauth::OAuthTokenCache;
 use portcullis::event::Event;
 use portcullis::ingest::delivery::{Pipeline, PipelineConfig, StaticSinks};
 use portcullis::ingest::event_store::{EventStore, Retention};
@@ -16,8 +18,6 @@ use portcullis::ingest::sink::{EventSink, SinkBatch, SinkError};
 use portcullis::ingest::sinks::http_forward::{
     BodyFormat, ForwardAuth, ForwardSettings, HttpForwardSink, RetryPolicy,
 };
-use portcullis::broker::ip_policy::IpPolicy;
-use portcullis::broker::oauth::OAuthTokenCache;
 use portcullis::management::model::ConnectorRecord;
 use portcullis::store::{KvStore, SledStore};
 use portcullis_e2e::simulators::{
@@ -100,7 +100,10 @@ async fn forward_posts_gzip_batches_with_idempotency_keys_and_redelivery_is_not_
     sink.deliver(&batch("b1", 5)).await.unwrap();
     let reqs = sim.ingest_requests();
     assert_eq!(reqs.len(), 3, "5 events in requests of at most 2");
-    let keys: Vec<&str> = reqs.iter().map(|r| r.header("idempotency-key").unwrap()).collect();
+    let keys: Vec<&str> = reqs
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap())
+        .collect();
     assert_eq!(keys, vec!["b1-0", "b1-1", "b1-2"]);
     for r in &reqs {
         assert_eq!(r.header("content-encoding"), Some("gzip"));
@@ -135,11 +138,21 @@ async fn forward_backs_off_on_429_honouring_retry_after_and_on_503_without_dupli
     let started = Instant::now();
     sink.deliver(&batch("b2", 3)).await.unwrap();
     // Retry-After: 2 was honoured (a lower bound of a sleep, not a speed claim).
-    assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let reqs = sim.ingest_requests();
     assert_eq!(reqs.len(), 3, "429, 503, then 202");
-    assert!(reqs.iter().all(|r| r.header("idempotency-key") == Some("b2")));
-    assert!(reqs.windows(2).all(|w| w[0].body == w[1].body), "the same body on every retry");
+    assert!(
+        reqs.iter()
+            .all(|r| r.header("idempotency-key") == Some("b2"))
+    );
+    assert!(
+        reqs.windows(2).all(|w| w[0].body == w[1].body),
+        "the same body on every retry"
+    );
     assert_eq!(sim.ingested_events().len(), 3);
 }
 
@@ -149,7 +162,8 @@ async fn forward_rejects_4xx_and_reports_unavailable_after_max_attempts() {
     let sink = sink(&sim, 100, 2);
     sim.fail_next(Failure::Status {
         status: 400,
-        body: json!({"error": "bad_request", "message": "bad", "fields": ["[0].payload"]}).to_string(),
+        body: json!({"error": "bad_request", "message": "bad", "fields": ["[0].payload"]})
+            .to_string(),
     });
     let e = sink.deliver(&batch("b3", 1)).await.unwrap_err();
     assert!(matches!(e, SinkError::Rejected { .. }), "{e}");
@@ -242,7 +256,9 @@ async fn a_slow_forward_sink_holds_deliveries_instead_of_queueing_them() {
     for c in &connectors {
         let (p, rec) = (pipeline.clone(), record(c));
         let events: Vec<Event> = (0..50).map(|i| event(c, i)).collect();
-        tasks.push(tokio::spawn(async move { p.deliver_pushed(&rec, events).await }));
+        tasks.push(tokio::spawn(
+            async move { p.deliver_pushed(&rec, events).await },
+        ));
     }
     // While the SIEM is slow, one batch is in the sink and the others wait for a slot:
     // their producers are paused, nothing piles up inside the sink.
@@ -275,7 +291,14 @@ async fn sink_configuration_api() {
     let dir = tempfile::tempdir().unwrap();
     let state = crate::app::app(dir.path()).await;
     for org in ["acme", "other"] {
-        let r = call(&state, "POST", "/v1/orgs", Some(ADMIN), Some(json!({"id": org, "name": org}))).await;
+        let r = call(
+            &state,
+            "POST",
+            "/v1/orgs",
+            Some(ADMIN),
+            Some(json!({"id": org, "name": org})),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let r = call(&state, "GET", "/v1/orgs/acme/sinks", Some(ADMIN), None).await;
@@ -292,7 +315,12 @@ async fn sink_configuration_api() {
     let r = call(&state, "PUT", "/v1/orgs/acme/sinks", Some(ADMIN), Some(bad)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     assert_eq!(r.content_type, "application/problem+json");
-    let paths: Vec<&str> = r.body["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
     for p in [
         "/sinks/0/name",
         "/sinks/0/max_file_mib",
@@ -305,7 +333,14 @@ async fn sink_configuration_api() {
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
-    let r = call(&state, "PUT", "/v1/orgs/acme/sinks", Some(ADMIN), Some(json!({"sinks": [{"type": "kafka", "name": "k"}]}))).await;
+    let r = call(
+        &state,
+        "PUT",
+        "/v1/orgs/acme/sinks",
+        Some(ADMIN),
+        Some(json!({"sinks": [{"type": "kafka", "name": "k"}]})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // Valid; the token is write-only and kept when left out.
@@ -314,14 +349,28 @@ async fn sink_configuration_api() {
         {"type": "http-forward", "name": "siem", "url": "http://127.0.0.1:9/v1/events",
          "format": "threathawk", "auth": {"kind": "bearer", "token": "forward-secret-token"}}
     ]});
-    let r = call(&state, "PUT", "/v1/orgs/acme/sinks", Some(ADMIN), Some(good)).await;
+    let r = call(
+        &state,
+        "PUT",
+        "/v1/orgs/acme/sinks",
+        Some(ADMIN),
+        Some(good),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["event_store"], true, "left out means kept on");
     assert!(!r.body.to_string().contains("forward-secret-token"));
     assert_eq!(r.body["sinks"][1]["auth"]["secret_set"], true);
     let mut again = r.body.clone();
     again["sinks"][1]["batch_max_events"] = json!(50);
-    let r = call(&state, "PUT", "/v1/orgs/acme/sinks", Some(ADMIN), Some(again)).await;
+    let r = call(
+        &state,
+        "PUT",
+        "/v1/orgs/acme/sinks",
+        Some(ADMIN),
+        Some(again),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let r = call(&state, "GET", "/v1/orgs/acme/sinks", Some(ADMIN), None).await;
     assert_eq!(r.body["sinks"][1]["batch_max_events"], 50);
@@ -330,36 +379,127 @@ async fn sink_configuration_api() {
     let audit = call(&state, "GET", "/v1/orgs/acme/audit", Some(ADMIN), None).await;
     assert!(audit.body.to_string().contains("sinks.update"));
     assert!(!audit.body.to_string().contains("forward-secret-token"));
+    // Sealed at rest.
+    let stored = state.service().store().get("sinks/acme").unwrap().unwrap();
+    let stored = String::from_utf8(stored).unwrap();
+    assert!(
+        !stored.contains("forward-secret-token") && stored.contains("sealed:1:"),
+        "{stored}"
+    );
 
     // Only an explicit false turns the event store off.
-    let r = call(&state, "PUT", "/v1/orgs/other/sinks", Some(ADMIN), Some(json!({"event_store": false}))).await;
+    let r = call(
+        &state,
+        "PUT",
+        "/v1/orgs/other/sinks",
+        Some(ADMIN),
+        Some(json!({"event_store": false})),
+    )
+    .await;
     assert_eq!(r.body, json!({"event_store": false, "sinks": []}));
 
     // Roles and tenancy.
-    let t = call(&state, "POST", "/v1/orgs/acme/tokens", Some(ADMIN), Some(json!({"name": "v", "role": "viewer"}))).await;
+    let t = call(
+        &state,
+        "POST",
+        "/v1/orgs/acme/tokens",
+        Some(ADMIN),
+        Some(json!({"name": "v", "role": "viewer"})),
+    )
+    .await;
     let viewer = t.body["token"].as_str().unwrap().to_string();
-    let t = call(&state, "POST", "/v1/orgs/other/tokens", Some(ADMIN), Some(json!({"name": "a", "role": "admin"}))).await;
+    let t = call(
+        &state,
+        "POST",
+        "/v1/orgs/other/tokens",
+        Some(ADMIN),
+        Some(json!({"name": "a", "role": "admin"})),
+    )
+    .await;
     let stranger = t.body["token"].as_str().unwrap().to_string();
-    assert_eq!(call(&state, "GET", "/v1/orgs/acme/sinks", Some(&viewer), None).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(call(&state, "PUT", "/v1/orgs/acme/sinks", Some(&viewer), Some(json!({}))).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(call(&state, "GET", "/v1/orgs/acme/sinks", Some(&stranger), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&state, "GET", "/v1/orgs/acme/sinks", Some(&viewer), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(
+            &state,
+            "PUT",
+            "/v1/orgs/acme/sinks",
+            Some(&viewer),
+            Some(json!({}))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&state, "GET", "/v1/orgs/acme/sinks", Some(&stranger), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushed_events_reach_an_ndjson_sink_and_the_event_store() {
+async fn pushed_events_reach_the_event_store_an_ndjson_file_and_a_forward_sink() {
     let dir = tempfile::tempdir().unwrap();
     let (state, id) = crate::push::host_with_push_connector(dir.path()).await;
-    let r = call(&state, "PUT", "/v1/orgs/acme/sinks", Some(ADMIN), Some(json!({"sinks": [{"type": "ndjson", "name": "archive"}]}))).await;
+    let sim = threathawk();
+    let sinks = json!({"sinks": [
+        {"type": "ndjson", "name": "archive"},
+        {"type": "http-forward", "name": "siem", "url": sim.events_url(), "format": "threathawk",
+         "auth": {"kind": "oauth2-client-credentials", "token_url": sim.token_url(),
+                  "client_id": sim.oauth().client_id(), "client_secret": sim.oauth().client_secret(),
+                  "scopes": [EVENTS_SCOPE]}}
+    ]});
+    let r = call(
+        &state,
+        "PUT",
+        "/v1/orgs/acme/sinks",
+        Some(ADMIN),
+        Some(sinks),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let r = call(&state, "POST", &format!("/v1/orgs/acme/connectors/{id}/webhook-secret"), Some(ADMIN), None).await;
+    let r = call(
+        &state,
+        "POST",
+        &format!("/v1/orgs/acme/connectors/{id}/webhook-secret"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
     let secret = r.body["secret"].as_str().unwrap().to_string();
     let lines = crate::push::cef_samples();
-    let r = crate::push::post(&state, &id, &[("x-portcullis-token", secret)], "text/plain", &lines[..4].join("\n")).await;
+    let r = crate::push::post(
+        &state,
+        &id,
+        &[("x-portcullis-token", secret)],
+        "text/plain",
+        &lines[..4].join("\n"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let file = dir.path().join("data/sinks/acme/archive.ndjson");
     let text = std::fs::read_to_string(&file).unwrap();
-    let written: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let written: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(written.len(), 4);
     assert!(written.iter().all(|e| e["source"] == id.as_str()));
     assert_eq!(crate::push::stored_events(&state, &id).await.len(), 4);
+    // The forward sink (its OAuth client secret sealed at rest, opened to build it).
+    let got = sim.ingested_events();
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|e| e["source"] == id.as_str()));
+    assert_eq!(
+        sim.ingest_requests()[0]
+            .header("idempotency-key")
+            .map(str::len),
+        Some(32)
+    );
 }

@@ -12,8 +12,9 @@
 //! - [`SinkSpec::HttpForward`]: [`http_forward::HttpForwardSink`]. Its secrets (bearer
 //!   token, OAuth client secret) are write-only: a `GET` leaves them out and says
 //!   `secret_set: true`; a `PUT` that leaves a secret out keeps the stored one of the
-//!   sink with the same name. Stored in the host store in clear until the credential
-//!   vault lands (then they move there).
+//!   sink with the same name. With a credential vault attached (as the server does) they
+//!   are stored sealed (`sealed:1:<fingerprint>:<ciphertext>`, XChaCha20-Poly1305 under
+//!   the org's data key) and opened only when the sink is built.
 //!
 //! Stored at `sinks/<org>` as one record; the registry caches the built sinks per org and
 //! rebuilds them when the configuration changes.
@@ -352,14 +353,82 @@ pub enum SinkConfigError {
 struct Settings {
     files_dir: Option<PathBuf>,
     policy: IpPolicy,
+    vault: Option<crate::vault::CredentialVault>,
 }
+
+const SEALED: &str = "sealed:";
+
+fn vault_name(sink: &str) -> String {
+    format!("sink:{sink}")
+}
+
+fn seal(
+    vault: &crate::vault::CredentialVault,
+    org: &str,
+    sink: &str,
+    secret: &str,
+) -> Result<String, String> {
+    let (sealed, fingerprint) = vault
+        .seal(
+            org,
+            &vault_name(sink),
+            1,
+            crate::manifest::CredentialKind::Bearer,
+            &SecretString::from(secret.to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{SEALED}1:{fingerprint}:{sealed}"))
+}
+
+fn unseal(
+    vault: Option<&crate::vault::CredentialVault>,
+    org: &str,
+    sink: &str,
+    stored: &str,
+) -> Result<String, String> {
+    let Some(rest) = stored.strip_prefix(SEALED) else {
+        return Ok(stored.to_string());
+    };
+    let vault = vault.ok_or("the secret is sealed but no credential vault is attached")?;
+    let mut parts = rest.splitn(3, ':');
+    let (Some(version), Some(fingerprint), Some(sealed)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("sealed secret is malformed".into());
+    };
+    // `fingerprint` is `kh:<hex>`: rejoin what `splitn` cut at its colon.
+    let (fingerprint, sealed) = match sealed.split_once(':') {
+        Some((fp_rest, s)) if fingerprint == "kh" => (format!("kh:{fp_rest}"), s.to_string()),
+        _ => (fingerprint.to_string(), sealed.to_string()),
+    };
+    let v = crate::vault::record::StoredVersion {
+        version: version
+            .parse()
+            .map_err(|_| "sealed secret version".to_string())?,
+        created_at: String::new(),
+        created_by: String::new(),
+        public: Default::default(),
+        hosts: Vec::new(),
+        expires_at: None,
+        fingerprint,
+        sealed,
+        last_test: None,
+    };
+    vault
+        .open_secret(org, &vault_name(sink), &v)
+        .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Built sinks of one org, in delivery order.
+type OrgSinkList = Arc<Vec<Arc<dyn EventSink>>>;
 
 /// The org's sinks, built from their configuration and cached.
 pub struct SinkRegistry {
     store: Arc<dyn KvStore>,
     settings: parking_lot::RwLock<Settings>,
     event_store: parking_lot::RwLock<Option<Arc<dyn EventSink>>>,
-    built: parking_lot::RwLock<HashMap<String, Arc<Vec<Arc<dyn EventSink>>>>>,
+    built: parking_lot::RwLock<HashMap<String, OrgSinkList>>,
     tokens: Arc<OAuthTokenCache>,
 }
 
@@ -381,6 +450,7 @@ impl SinkRegistry {
             settings: parking_lot::RwLock::new(Settings {
                 files_dir: None,
                 policy: IpPolicy::default(),
+                vault: None,
             }),
             event_store: parking_lot::RwLock::new(None),
             built: parking_lot::RwLock::new(HashMap::new()),
@@ -391,10 +461,16 @@ impl SinkRegistry {
     /// Where NDJSON files go (`<dir>/<org>/<name>.ndjson`) and the egress policy of
     /// forward sinks.
     pub fn configure(&self, files_dir: PathBuf, policy: IpPolicy) {
-        *self.settings.write() = Settings {
-            files_dir: Some(files_dir),
-            policy,
-        };
+        let mut s = self.settings.write();
+        s.files_dir = Some(files_dir);
+        s.policy = policy;
+        drop(s);
+        self.built.write().clear();
+    }
+
+    /// Seal forward-sink secrets in `vault` from now on (and open sealed ones).
+    pub fn set_vault(&self, vault: crate::vault::CredentialVault) {
+        self.settings.write().vault = Some(vault);
         self.built.write().clear();
     }
 
@@ -458,6 +534,23 @@ impl SinkRegistry {
                 message: m,
             }]));
         }
+        let vault = self.settings.read().vault.clone();
+        if let Some(vault) = &vault {
+            for (i, s) in cfg.sinks.iter_mut().enumerate() {
+                if let SinkSpec::HttpForward(h) = s
+                    && let Some(secret) = h.auth.secret().cloned()
+                    && !secret.starts_with(SEALED)
+                {
+                    let sealed = seal(vault, org, &h.name, &secret).map_err(|m| {
+                        SinkConfigError::Invalid(vec![FieldError {
+                            path: format!("/sinks/{i}/auth"),
+                            message: format!("cannot seal the secret: {m}"),
+                        }])
+                    })?;
+                    h.auth.set_secret(Some(sealed));
+                }
+            }
+        }
         let mut ops = vec![WriteOp::put_json(key(org), &cfg)?];
         ops.extend(audit);
         self.store.apply(ops)?;
@@ -466,9 +559,19 @@ impl SinkRegistry {
     }
 
     fn build(&self, org: &str, cfg: &OrgSinks) -> Result<Vec<Arc<dyn EventSink>>, (usize, String)> {
-        let (files_dir, policy) = {
+        let (files_dir, policy, vault) = {
             let s = self.settings.read();
-            (s.files_dir.clone(), s.policy)
+            (s.files_dir.clone(), s.policy, s.vault.clone())
+        };
+        let open = |i: usize, sink: &str, stored: &Option<String>| {
+            unseal(
+                vault.as_ref(),
+                org,
+                sink,
+                stored.as_deref().unwrap_or_default(),
+            )
+            .map(SecretString::from)
+            .map_err(|m| (i, m))
         };
         let mut out: Vec<Arc<dyn EventSink>> = Vec::new();
         if cfg.event_store
@@ -495,9 +598,9 @@ impl SinkRegistry {
                     let url = http_url(&h.url).map_err(|m| (i, m))?;
                     let auth = match &h.auth {
                         ForwardAuthSpec::None => ForwardAuth::None,
-                        ForwardAuthSpec::Bearer { token, .. } => ForwardAuth::Bearer(
-                            SecretString::from(token.clone().unwrap_or_default()),
-                        ),
+                        ForwardAuthSpec::Bearer { token, .. } => {
+                            ForwardAuth::Bearer(open(i, &h.name, token)?)
+                        }
                         ForwardAuthSpec::Oauth2ClientCredentials {
                             token_url,
                             client_id,
@@ -507,9 +610,7 @@ impl SinkRegistry {
                         } => ForwardAuth::OAuth2 {
                             token_url: http_url(token_url).map_err(|m| (i, m))?,
                             client_id: client_id.clone(),
-                            client_secret: SecretString::from(
-                                client_secret.clone().unwrap_or_default(),
-                            ),
+                            client_secret: open(i, &h.name, client_secret)?,
                             scopes: scopes.clone(),
                         },
                     };

@@ -109,7 +109,10 @@ struct Cidr {
 impl Cidr {
     fn parse(s: &str) -> Option<Cidr> {
         let (ip, prefix) = match s.split_once('/') {
-            Some((ip, p)) => (ip.trim().parse::<IpAddr>().ok()?, Some(p.trim().parse::<u8>().ok()?)),
+            Some((ip, p)) => (
+                ip.trim().parse::<IpAddr>().ok()?,
+                Some(p.trim().parse::<u8>().ok()?),
+            ),
             None => (s.trim().parse::<IpAddr>().ok()?, None),
         };
         let max = if ip.is_ipv4() { 32 } else { 128 };
@@ -124,11 +127,19 @@ impl Cidr {
         };
         match (self.net, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -199,13 +210,13 @@ impl Router {
         let mut routes = Vec::new();
         for (i, r) in l.routes.iter().enumerate() {
             let rp = format!("{path}.routes[{i}]");
-            let source = match &r.source {
-                None => None,
-                Some(s) => Some(
-                    Cidr::parse(s)
-                        .ok_or_else(|| format!("{rp}.source: {s:?} is not an IP address or CIDR"))?,
-                ),
-            };
+            let source =
+                match &r.source {
+                    None => None,
+                    Some(s) => Some(Cidr::parse(s).ok_or_else(|| {
+                        format!("{rp}.source: {s:?} is not an IP address or CIDR")
+                    })?),
+                };
             routes.push(Route {
                 source,
                 hostname: r.hostname.clone(),
@@ -220,13 +231,22 @@ impl Router {
     }
 
     /// The connector a message from `peer` with these header fields goes to.
-    pub fn route(&self, peer: IpAddr, hostname: Option<&str>, app_name: Option<&str>) -> Option<&Target> {
+    pub fn route(
+        &self,
+        peer: IpAddr,
+        hostname: Option<&str>,
+        app_name: Option<&str>,
+    ) -> Option<&Target> {
         self.routes
             .iter()
             .find(|r| {
                 r.source.is_none_or(|c| c.contains(peer))
-                    && r.hostname.as_deref().is_none_or(|p| hostname.is_some_and(|h| glob(p, h)))
-                    && r.app_name.as_deref().is_none_or(|p| app_name.is_some_and(|a| glob(p, a)))
+                    && r.hostname
+                        .as_deref()
+                        .is_none_or(|p| hostname.is_some_and(|h| glob(p, h)))
+                    && r.app_name
+                        .as_deref()
+                        .is_none_or(|p| app_name.is_some_and(|a| glob(p, a)))
             })
             .map(|r| &r.target)
             .or(self.default.as_ref())
@@ -276,8 +296,14 @@ mod tests {
         .unwrap();
         let e = Router::new(&l, "syslog.listeners[0]").unwrap_err();
         assert!(e.starts_with("syslog.listeners[0].routes[0].source"), "{e}");
-        let l: ListenerConfig = toml::from_str("bind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\nconnector = \"nope\"").unwrap();
-        assert!(Router::new(&l, "x").unwrap_err().contains("org/connector_id"));
+        let l: ListenerConfig =
+            toml::from_str("bind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\nconnector = \"nope\"")
+                .unwrap();
+        assert!(
+            Router::new(&l, "x")
+                .unwrap_err()
+                .contains("org/connector_id")
+        );
         assert!(glob("a*b*c", "aXXbYYc") && !glob("a*b*c", "aXXbYY") && glob("*", ""));
     }
 }

@@ -235,12 +235,17 @@ async fn worker(
             }
         }
         let Some(push) = push.upgrade() else { return };
-        let outcome = match push.service().connector_record(&target.org, &target.connector) {
+        let outcome = match push
+            .service()
+            .connector_record(&target.org, &target.connector)
+        {
             Ok(rec) => push.push(&rec, &batch).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = outcome {
-            stats.refused.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            stats
+                .refused
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             refusals += 1;
             if refusals.is_power_of_two() {
                 tracing::warn!(org = %target.org, connector = %target.connector, messages = batch.len(), refusals, error = %e, "syslog messages refused");
@@ -275,7 +280,9 @@ pub async fn start(cfg: &SyslogConfig, push: &Arc<PushIngest>) -> Result<Receive
         };
         match l.protocol {
             Protocol::Udp => {
-                let sock = tokio::net::UdpSocket::bind(l.bind).await.map_err(bind_err)?;
+                let sock = tokio::net::UdpSocket::bind(l.bind)
+                    .await
+                    .map_err(bind_err)?;
                 let addr = sock.local_addr().map_err(bind_err)?;
                 listeners.push(BoundListener {
                     protocol: Protocol::Udp,
@@ -290,7 +297,9 @@ pub async fn start(cfg: &SyslogConfig, push: &Arc<PushIngest>) -> Result<Receive
                 tracing::info!(%addr, "syslog UDP listener");
             }
             Protocol::Tcp => {
-                let sock = tokio::net::TcpListener::bind(l.bind).await.map_err(bind_err)?;
+                let sock = tokio::net::TcpListener::bind(l.bind)
+                    .await
+                    .map_err(bind_err)?;
                 let addr = sock.local_addr().map_err(bind_err)?;
                 listeners.push(BoundListener {
                     protocol: Protocol::Tcp,
@@ -331,7 +340,11 @@ async fn serve_udp(
         };
         if n > max {
             dispatch.stats.received.fetch_add(1, Ordering::Relaxed);
-            dispatch.malformed(&router, peer.ip(), &format!("datagram of {n} bytes exceeds {max}"));
+            dispatch.malformed(
+                &router,
+                peer.ip(),
+                &format!("datagram of {n} bytes exceeds {max}"),
+            );
             continue;
         }
         dispatch.handle(&router, peer.ip(), &buf[..n], false).await;
