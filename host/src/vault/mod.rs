@@ -641,3 +641,120 @@ fn build_credential(
         hosts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    fn vault(
+        dir: &Path,
+        store: Arc<dyn KvStore>,
+        key: &Key,
+    ) -> Result<CredentialVault, VaultError> {
+        let master = MasterKey::new(key.clone(), KeySource::Env);
+        CredentialVault::open(
+            store,
+            dir,
+            master,
+            Arc::new(OAuthTokenCache::new()),
+            VaultConfig::default(),
+        )
+    }
+
+    fn stored_version(v: &CredentialVault, org: &str, secret: &str) -> StoredVersion {
+        let (sealed, fingerprint) = v
+            .seal(
+                org,
+                "c",
+                1,
+                CredentialKind::Bearer,
+                &SecretString::from(secret.to_string()),
+            )
+            .unwrap();
+        StoredVersion {
+            version: 1,
+            created_at: now(),
+            created_by: "t".into(),
+            public: Default::default(),
+            hosts: vec!["https://a.example".into()],
+            expires_at: None,
+            fingerprint,
+            sealed,
+            last_test: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn interrupted_master_key_rotation_opens_with_either_key_and_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn KvStore> = Arc::new(SledStore::open(&dir.path().join("s")).unwrap());
+        let (a, b) = (Key::generate().unwrap(), Key::generate().unwrap());
+        let v = vault(dir.path(), store.clone(), &a).unwrap();
+        let sv = stored_version(&v, "org1", "the-secret");
+        stored_version(&v, "org2", "other");
+        // The new key never becomes durable: the rotation stops after staging.
+        let err = v
+            .rotate_master_key(MasterKey::new(b.clone(), KeySource::Env), || {
+                Err(VaultError::MasterKey("disk full".into()))
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("disk full"));
+        assert_eq!(v.master_key_id(), a.id(), "still on the old key");
+        let check = KeyCheckFile::read(dir.path()).unwrap().unwrap();
+        assert!(check.accepts(&a) && check.accepts(&b));
+        drop(v);
+        // Reopening with the old key works (and keeps accepting only it).
+        let v = vault(dir.path(), store.clone(), &a).unwrap();
+        assert_eq!(
+            v.open_secret("org1", "c", &sv).unwrap().expose_secret(),
+            "the-secret"
+        );
+        drop(v);
+        let c = KeyCheckFile::read(dir.path()).unwrap().unwrap();
+        assert!(c.accepts(&a) && !c.accepts(&b));
+        // Reopening with the new key (as after a crash once it was persisted) completes it.
+        let v = vault(dir.path(), store.clone(), &b).unwrap();
+        assert_eq!(
+            v.open_secret("org1", "c", &sv).unwrap().expose_secret(),
+            "the-secret"
+        );
+        drop(v);
+        assert!(matches!(
+            vault(dir.path(), store.clone(), &a),
+            Err(VaultError::WrongMasterKey { .. })
+        ));
+        // A full rotation back to A, and a key that is neither.
+        let v = vault(dir.path(), store.clone(), &b).unwrap();
+        let r = v
+            .rotate_master_key(MasterKey::new(a.clone(), KeySource::Env), || Ok(()))
+            .await
+            .unwrap();
+        assert_eq!(r.rewrapped_data_keys, 2);
+        assert_eq!(
+            v.open_secret("org1", "c", &sv).unwrap().expose_secret(),
+            "the-secret"
+        );
+        drop(v);
+        assert!(vault(dir.path(), store.clone(), &a).is_ok());
+        let err = vault(dir.path(), store, &Key::generate().unwrap()).unwrap_err();
+        assert!(matches!(err, VaultError::WrongMasterKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_per_org_and_equal_for_equal_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn KvStore> = Arc::new(SledStore::open(&dir.path().join("s")).unwrap());
+        let v = vault(dir.path(), store, &Key::generate().unwrap()).unwrap();
+        let s = SecretString::from("same".to_string());
+        let (c1, f1) = v.seal("o1", "c", 1, CredentialKind::Bearer, &s).unwrap();
+        let (c2, f2) = v.seal("o1", "c", 1, CredentialKind::Bearer, &s).unwrap();
+        let (_, f3) = v.seal("o2", "c", 1, CredentialKind::Bearer, &s).unwrap();
+        assert_eq!(f1, f2, "same org, same secret");
+        assert_ne!(c1, c2, "fresh nonce per seal");
+        assert_ne!(f1, f3, "fingerprints are keyed per org");
+        let plain = blake3::hash(b"bearer\0same").to_hex().to_string();
+        assert!(!plain.starts_with(f1.trim_start_matches("kh:")));
+    }
+}
