@@ -18,7 +18,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use crate::paged::{Auth, Failure, PagedApi, PagedApiConfig};
@@ -282,7 +282,10 @@ impl SeedWorld {
     /// Start all twelve sources on loopback.
     pub fn start() -> io::Result<Self> {
         let threathawk = ThreatHawkServer::start(ThreatHawkConfig {
-            alerts: (1..=40).map(live_alert).collect(),
+            // The backlog: one alert every 30 s over the last 20 minutes.
+            alerts: (1..=40)
+                .map(|i| alert_at(i, Utc::now() - TimeDelta::seconds(30 * (41 - i as i64))))
+                .collect(),
             ..ThreatHawkConfig::default()
         })?;
         let qradar = QRadarServer::start(QRadarConfig {
@@ -608,8 +611,13 @@ impl SeedWorld {
 
 /// ThreatHawk alert `index` created now.
 fn live_alert(index: usize) -> Value {
+    alert_at(index, Utc::now())
+}
+
+/// ThreatHawk alert `index` created at `at`.
+fn alert_at(index: usize, at: DateTime<Utc>) -> Value {
     let mut a = threathawk_alert(index);
-    let at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let at = at.to_rfc3339_opts(SecondsFormat::Secs, true);
     a["created_at"] = json!(at);
     a["updated_at"] = json!(at);
     a
