@@ -19,6 +19,7 @@ mod health;
 mod ingest;
 mod openapi;
 mod push;
+mod seed_story;
 mod sinks;
 mod ui;
 mod ui_browser;
