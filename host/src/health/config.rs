@@ -166,3 +166,37 @@ impl HealthConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_keys_are_checked() {
+        assert_eq!(HealthConfig::default().validate(), Ok(()));
+        let c: HealthConfig = toml::from_str("duplicate_flood_ratio = 0.3\n").unwrap();
+        assert_eq!(c.duplicate_flood_ratio, 0.3);
+        assert_eq!(
+            c.fail_after_failures,
+            HealthConfig::default().fail_after_failures
+        );
+        let err = toml::from_str::<HealthConfig>("duplicate_ratio = 0.3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate_ratio"), "{err}");
+        let bad = HealthConfig {
+            fail_after_failures: 1,
+            degrade_after_failures: 2,
+            ..HealthConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "fail_after_failures");
+        let bad = HealthConfig {
+            duplicate_flood_ratio: 1.5,
+            ..HealthConfig::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "health.duplicate_flood_ratio: must be in (0, 1]"
+        );
+    }
+}

@@ -436,15 +436,24 @@ impl HealthMonitor {
             .clone()
     }
 
-    /// Record what happened. Unregistered connectors are registered on first sight with
-    /// the plugin label `unknown` (the service registers every configured one).
+    /// Record what happened. Only registered connectors are tracked (the service
+    /// registers every configured one and forgets deleted ones), so the report of a call
+    /// still in flight when its connector was deleted is dropped and metrics series stay
+    /// bounded to the configured connectors.
     pub fn observe(&self, org: &str, connector: &str, obs: Observation) {
         self.observe_at(org, connector, obs, now_tick());
     }
 
     fn observe_at(&self, org: &str, connector: &str, mut obs: Observation, t: Tick) {
         let cfg = self.config.read().clone();
-        let entry = self.entry_or_register(org, connector);
+        let Some(entry) = self.entry(org, connector) else {
+            tracing::debug!(
+                org,
+                connector,
+                "observation of an untracked connector dropped"
+            );
+            return;
+        };
         let (change, crash) = {
             let mut e = entry.lock();
             if let Observation::PollSucceeded { upstream, .. }

@@ -148,6 +148,8 @@ fn prometheus_text_is_escaped_filtered_and_bounded_to_tracked_connectors() {
     let acme = m.render_prometheus(Some("acme"));
     assert!(!acme.contains("c2") && !acme.contains("other"), "{acme}");
     m.forget("acme", "c1");
+    // A late report of a deleted connector does not bring its series back.
+    m.observe("acme", "c1", poll_ok(1, 0, 20));
     assert!(!m.render_prometheus(None).contains(r#"connector="c1""#));
     // Every sample line is `name{labels} value`.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
