@@ -289,6 +289,41 @@ mod tests {
     }
 
     #[test]
+    fn server_config_takes_syslog_listeners_and_refuses_unknown_keys() {
+        let cfg: crate::server::ServerConfig = toml::from_str(
+            r#"
+            [syslog]
+            queue_per_connector = 100
+            [[syslog.listeners]]
+            bind = "0.0.0.0:5514"
+            protocol = "tcp"
+            connector = "acme/con_1"
+            [[syslog.listeners.routes]]
+            hostname = "fw-*"
+            connector = "acme/con_2"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.syslog.queue_per_connector, Some(100));
+        let l = &cfg.syslog.listeners[0];
+        assert_eq!(
+            (l.protocol, l.max_message_bytes),
+            (Protocol::Tcp, 64 * 1024)
+        );
+        assert_eq!(l.routes[0].hostname.as_deref(), Some("fw-*"));
+        let e = toml::from_str::<crate::server::ServerConfig>(
+            "[[syslog.listeners]]\nbind = \"0.0.0.0:514\"\nprotocol = \"sctp\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sctp"), "{e}");
+        let e = toml::from_str::<crate::server::ServerConfig>(
+            "[[syslog.listeners]]\nbind = \"0.0.0.0:514\"\nprotocol = \"udp\"\nport = 1\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+    }
+
+    #[test]
     fn bad_routes_name_the_key() {
         let l: ListenerConfig = toml::from_str(
             "bind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\n[[routes]]\nsource = \"10.0.0.0/40\"\nconnector = \"o/c\"",
