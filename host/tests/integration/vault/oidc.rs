@@ -12,8 +12,8 @@ use crate::nodetools::run_node_server;
 
 const CLIENT: &str = "portcullis-vault-test";
 const SECRET: &str = "oidc-client-secret-5b7e0d";
-/// Token lifetime: the broker refreshes `min(30 s, lifetime / 2)` before expiry (6 s).
-const TTL: &str = "12";
+/// Token lifetime: the broker refreshes `min(30 s, lifetime / 2)` before expiry (10 s).
+const TTL: &str = "20";
 
 async fn introspect(issuer: &str, token: &str) -> Value {
     reqwest::Client::new()
@@ -100,7 +100,7 @@ async fn tokens_from_oidc_provider_are_obtained_cached_refreshed_and_renewed_aft
 
     // Refreshed before expiry: past the refresh point but before `expires_in`, the next
     // call fetches a new token while the old one is still valid.
-    tokio::time::sleep(std::time::Duration::from_millis(6500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
     sb.poll(&cfg, None).await.unwrap();
     assert_eq!(fetches(), 2);
     let t2 = bearer_tokens(&rs).last().unwrap().clone();
@@ -153,7 +153,36 @@ async fn tokens_from_oidc_provider_are_obtained_cached_refreshed_and_renewed_aft
         r.body
     );
     assert!(!r.body.to_string().contains("oidc-wrong-secret"));
-    // The promoted version still works.
+    // The promoted version still works, with its cached token.
     sb.poll(&cfg, None).await.unwrap();
+    let n = fetches();
+    let v1_token = bearer_tokens(&rs).last().unwrap().clone();
+
+    // Promotion: the next request uses the new version with a token of its own; the old
+    // version's token is dropped, so a rollback fetches a fresh one instead of reusing it.
+    let r = put_credential(&state, ADMIN, "acme", "idp", "?promote=true", cred.clone()).await;
+    assert_eq!(r.body["version"], 3, "{:?}", r.body);
+    sb.poll(&cfg, None).await.unwrap();
+    assert_eq!(fetches(), n + 1);
+    let v3_token = bearer_tokens(&rs).last().unwrap().clone();
+    assert_ne!(v3_token, v1_token);
+    let r = call(
+        &state,
+        "POST",
+        "/v1/orgs/acme/credentials/idp/rollback",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["version"], 1, "{:?}", r.body);
+    sb.poll(&cfg, None).await.unwrap();
+    assert_eq!(
+        fetches(),
+        n + 2,
+        "v1's cached token was dropped at promotion"
+    );
+    let again = bearer_tokens(&rs).last().unwrap().clone();
+    assert_ne!(again, v1_token);
+    assert_ne!(again, v3_token);
     drop(server);
 }
