@@ -666,3 +666,207 @@ async fn webhook_secrets_need_an_operator_of_the_org_and_a_push_plugin() {
         "{e}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The real binary with `[[syslog.listeners]]` in portcullis.toml.
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl ServerProcess {
+    fn spawn(args: &[&str], token: &str, cache: &Path) -> Self {
+        ServerProcess(
+            std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .arg("serve")
+                .args(args)
+                .env("PORTCULLIS_ADMIN_TOKEN", token)
+                .env("PORTCULLIS_CACHE_DIR", cache)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    async fn wait_ready(&mut self, base: &str) {
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                panic!("server exited early: {status}");
+            }
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("server did not become ready");
+    }
+
+    fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let status = self.0.wait().unwrap();
+        assert!(status.success(), "server exit: {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_listeners_from_the_config_file_of_the_real_server() {
+    let tmp = portcullis_e2e::temp_dir();
+    let plugins = tmp.path().join("bundled");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(CEF_LEEF, plugins.join("cef-leef.wasm")).unwrap();
+    let data = tmp.path().join("data");
+    let cache = tmp.path().join("cache");
+    let token = "push-admin-token-0123456789";
+    let port = free_tcp_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {token}");
+
+    // First run: create the org and the push connector (its id names the route).
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--listen",
+        &listen,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+    ];
+    let mut server = ServerProcess::spawn(&args, token, &cache);
+    server.wait_ready(&base).await;
+    let r = client
+        .post(format!("{base}/v1/orgs"))
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .body(json!({"id": "acme", "name": "Acme"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let r = client
+        .post(format!("{base}/v1/orgs/acme/connectors"))
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .body(
+            json!({"name": "fw", "plugin": "cef-leef", "config": {}, "enabled": true}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let id = serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.terminate();
+
+    // Second run: the listeners come from portcullis.toml.
+    let (tcp_port, udp_port) = (free_tcp_port(), free_udp_port());
+    let config = tmp.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+plugin_dir = "{plugins}"
+
+[[syslog.listeners]]
+bind = "127.0.0.1:{tcp_port}"
+protocol = "tcp"
+connector = "acme/{id}"
+
+[[syslog.listeners]]
+bind = "127.0.0.1:{udp_port}"
+protocol = "udp"
+[[syslog.listeners.routes]]
+hostname = "fw-*"
+connector = "acme/{id}"
+"#,
+            data = data.display(),
+            plugins = plugins.display()
+        ),
+    )
+    .unwrap();
+    let mut server = ServerProcess::spawn(&["--config", config.to_str().unwrap()], token, &cache);
+    server.wait_ready(&base).await;
+    let samples = cef_samples();
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .unwrap();
+    let m = rfc5424(&samples[0], 1);
+    tcp.write_all(format!("{} {m}", m.len()).as_bytes())
+        .await
+        .unwrap();
+    tcp.shutdown().await.unwrap();
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Routed by hostname; an unrouted hostname is dropped.
+    udp.send_to(rfc3164(&samples[1], 2).as_bytes(), ("127.0.0.1", udp_port))
+        .await
+        .unwrap();
+    udp.send_to(
+        format!("<134>Feb 10 00:00:03 web-01 cef: {}", samples[2]).as_bytes(),
+        ("127.0.0.1", udp_port),
+    )
+    .await
+    .unwrap();
+    let mut count = 0;
+    for _ in 0..200 {
+        let r = client
+            .get(format!("{base}/v1/orgs/acme/events?connector={id}"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        count = serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap()["items"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if count >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count, 2);
+    // The unrouted datagram never arrives (give it the time the others needed).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = client
+        .get(format!("{base}/v1/orgs/acme/events?connector={id}"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap()["items"]
+            .as_array()
+            .map_or(0, Vec::len),
+        2
+    );
+    server.terminate();
+}
