@@ -777,3 +777,372 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
         p.body
     );
 }
+
+fn multipart(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----portcullis-ui-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if *name == "component" {
+            body.extend_from_slice(
+                b"Content-Disposition: form-data; name=\"component\"; filename=\"p.wasm\"\r\nContent-Type: application/wasm\r\n\r\n",
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(state: &AppState, cookie: &str, fields: &[(&str, &[u8])]) -> Page {
+    let (content_type, body) = multipart(fields);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/plugins")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::COOKIE, format!("portcullis_session={cookie}"))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap();
+    let resp = router(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Page {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
+    use portcullis_e2e::artifacts::{NOOP, NOOP_NEXT};
+    let dir = tempfile::tempdir().unwrap();
+    let o = org(dir.path(), &[]).await;
+    let (admin, _) = sign_in(&o.state, ADMIN).await;
+    let p = browse(&o.state, "GET", "/orgs", Some(&admin), None, &[]).await;
+    let csrf = csrf_in(&p.body);
+    browse(
+        &o.state,
+        "POST",
+        "/org",
+        Some(&admin),
+        Some(&[("_csrf", &csrf), ("org", "acme")]),
+        &[],
+    )
+    .await;
+    let noop = std::fs::read(NOOP).unwrap();
+
+    // Without the CSRF token nothing is installed.
+    let p = upload(&o.state, &admin, &[("component", &noop)]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let p = upload(
+        &o.state,
+        &admin,
+        &[("_csrf", b"nope"), ("component", &noop)],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let r = call(&o.state, "GET", "/v1/plugins", Some(ADMIN), None).await;
+    assert!(!r.body.to_string().contains("\"noop\""));
+
+    // Garbage is refused with the reason.
+    let p = upload(
+        &o.state,
+        &admin,
+        &[("_csrf", csrf.as_bytes()), ("component", b"not wasm")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("plugin refused"));
+
+    let p = upload(
+        &o.state,
+        &admin,
+        &[("_csrf", csrf.as_bytes()), ("component", &noop)],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("Installed noop 0.1.0"));
+    assert!(p.body.contains("Makes no network requests."));
+    let r = call(
+        &o.state,
+        "POST",
+        "/v1/orgs/acme/connectors",
+        Some(ADMIN),
+        Some(json!({"name": "quiet", "plugin": "noop"})),
+    )
+    .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let next = std::fs::read(NOOP_NEXT).unwrap();
+    let p = upload(
+        &o.state,
+        &admin,
+        &[("_csrf", csrf.as_bytes()), ("component", &next)],
+    )
+    .await;
+    assert!(p.body.contains("Installed noop 0.2.0"), "{}", p.body);
+    assert!(p.body.contains("May reach https://api.noop.example"));
+
+    // The connector page offers the other version; the preview shows the capability diff.
+    let p = browse(
+        &o.state,
+        "GET",
+        &format!("/connectors/{id}"),
+        Some(&admin),
+        None,
+        &[],
+    )
+    .await;
+    assert!(p.body.contains("Review capability changes"));
+    let p = browse(
+        &o.state,
+        "GET",
+        &format!("/connectors/{id}/upgrade?version=0.2.0"),
+        Some(&admin),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(
+        p.body
+            .contains("Asks to reach https://api.noop.example (not granted automatically)"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("New credential slot &quot;api&quot;"));
+    let r = call(
+        &o.state,
+        "GET",
+        &format!("/v1/orgs/acme/connectors/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.body["plugin"]["version"], "0.1.0",
+        "previewing changes nothing"
+    );
+    let p = browse(
+        &o.state,
+        "POST",
+        &format!("/connectors/{id}/upgrade"),
+        Some(&admin),
+        Some(&[("_csrf", &csrf), ("version", "0.2.0")]),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let r = call(
+        &o.state,
+        "GET",
+        &format!("/v1/orgs/acme/connectors/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["plugin"]["version"], "0.2.0");
+    assert_eq!(r.body["grants"], json!([]), "no new host granted by itself");
+
+    // Unload: refused while in use, then forced (its connector is disabled first).
+    let uri = "/plugins/noop/unload";
+    let p = browse(
+        &o.state,
+        "POST",
+        uri,
+        Some(&admin),
+        Some(&[("_csrf", &csrf), ("version", "")]),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::CONFLICT);
+    assert!(p.body.contains("is used by 1 connector"));
+    let p = browse(
+        &o.state,
+        "POST",
+        uri,
+        Some(&admin),
+        Some(&[("_csrf", &csrf), ("version", ""), ("force", "true")]),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("Unloaded noop") && p.body.contains("Disabled first: acme/"));
+
+    // An operator cannot upload at all.
+    let (op, _) = sign_in(&o.state, &o.tokens["operator"]).await;
+    let page = browse(&o.state, "GET", "/plugins", Some(&op), None, &[]).await;
+    let op_csrf = csrf_in(&page.body);
+    let p = upload(
+        &o.state,
+        &op,
+        &[("_csrf", op_csrf.as_bytes()), ("component", &noop)],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn secrets_are_write_only_in_the_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = org(dir.path(), &["feed"]).await;
+    let id = &o.connectors[0];
+    let (cookie, _) = sign_in(&o.state, &o.tokens["operator"]).await;
+    let page = browse(
+        &o.state,
+        "GET",
+        &format!("/connectors/{id}"),
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        !page.body.contains("example-secret-token-value"),
+        "the stored secret is never rendered"
+    );
+    assert!(page.body.contains("Secret set: bearer token, version 1"));
+    let csrf = csrf_in(&page.body);
+    let uri = format!("/connectors/{id}/credentials/api");
+
+    // A refused write: the error names the field, the page never echoes the secret.
+    let secret = "panel-typed-secret-7f3a";
+    let p = browse(
+        &o.state,
+        "POST",
+        &uri,
+        Some(&cookie),
+        Some(&[
+            ("_csrf", &csrf),
+            ("name", "feed-key"),
+            ("kind", "api-key"),
+            ("key", secret),
+            ("hosts", "https://api.example.com"),
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(!p.body.contains(secret));
+    assert!(p.body.contains("id=\"cred-api-error\""));
+
+    // Replace the bound credential's secret: a new version, never shown.
+    let p = browse(
+        &o.state,
+        "POST",
+        &uri,
+        Some(&cookie),
+        Some(&[
+            ("_csrf", &csrf),
+            ("name", "example-token"),
+            ("kind", "bearer"),
+            ("token", secret),
+            ("hosts", "https://api.example.com"),
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let p = browse(
+        &o.state,
+        "GET",
+        &format!("/connectors/{id}?saved=credential"),
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert!(p.body.contains("Secret stored"));
+    assert!(p.body.contains("Secret set: bearer token, version 2"));
+    assert!(!p.body.contains(secret));
+    assert!(
+        p.body
+            .contains("type=\"password\" name=\"token\" value=\"\"")
+    );
+
+    // A new credential for the slot: stored, then bound (a new revision).
+    let p = browse(
+        &o.state,
+        "POST",
+        &uri,
+        Some(&cookie),
+        Some(&[
+            ("_csrf", &csrf),
+            ("name", "feed-basic"),
+            ("kind", "basic"),
+            ("username", "svc"),
+            ("password", secret),
+            ("hosts", "https://api.example.com"),
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let r = call(
+        &o.state,
+        "GET",
+        &format!("/v1/orgs/acme/connectors/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["credentials"]["api"], "feed-basic");
+    let p = browse(
+        &o.state,
+        "GET",
+        &format!("/connectors/{id}"),
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        p.body.contains("value=\"svc\""),
+        "non-secret fields may show"
+    );
+    assert!(!p.body.contains(secret));
+    for path in ["/", "/plugins", "/catalogue.json"] {
+        let p = browse(&o.state, "GET", path, Some(&cookie), None, &[]).await;
+        assert!(!p.body.contains(secret), "{path}");
+    }
+
+    // A viewer sees the binding but no form, and cannot post one.
+    let (viewer, _) = sign_in(&o.state, &o.tokens["viewer"]).await;
+    let p = browse(
+        &o.state,
+        "GET",
+        &format!("/connectors/{id}"),
+        Some(&viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert!(p.body.contains("feed-basic") && !p.body.contains("form class=\"credential\""));
+    let vcsrf = csrf_in(&p.body);
+    let p = browse(
+        &o.state,
+        "POST",
+        &uri,
+        Some(&viewer),
+        Some(&[
+            ("_csrf", &vcsrf),
+            ("name", "feed-basic"),
+            ("kind", "basic"),
+            ("username", "x"),
+            ("password", "y"),
+            ("hosts", ""),
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+}
