@@ -18,6 +18,8 @@
 //!   host-side upstream hold-off (rate limits, backoff) and metrics.
 //! - [`config_schema`] — validation of connector configuration against the JSON Schema
 //!   a plugin declares.
+//! - [`ui`] — the admin panel at `/`: server-rendered pages, cookie sessions with CSRF
+//!   tokens, role-based rendering.
 
 pub mod api;
 pub mod broker;

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::activity::{self, Activity};
-use super::layout::{Section, csrf_field, notice, page};
+use super::layout::{Section, csrf_field, notice, page, when};
 use super::session::{UiSession, wants_json};
 use super::words::{self, CATEGORIES, HEALTH_STATES};
 use super::{UiError, check_csrf, html_response, org_of};
@@ -186,7 +186,7 @@ pub fn test_markup(s: &UiSession, id: &str, name: &str) -> Markup {
 fn time_markup(t: &Option<String>) -> Markup {
     html! {
         @match t {
-            Some(t) => time datetime=(t) { (t) },
+            Some(t) => (when(t)),
             None => span.muted { "never" },
         }
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::catalogue::{Row, health_markup, rate_text, switch_markup, test_markup};
 use super::credentials;
-use super::layout::{Section, csrf_field, notice, page};
+use super::layout::{Section, csrf_field, notice, page, when};
 use super::schema_form::{self, Field};
 use super::session::UiSession;
 use super::{UiError, check_csrf, html_response, org_of};
@@ -143,11 +143,11 @@ pub async fn render(
                     @if operator { (switch_markup(s, id, &rec.spec.name, rec.enabled, "connector")) }
                     @else { (if rec.enabled { "Enabled" } else { "Disabled" }) }
                 }
-                dt { "Health" } dd.health-cell { (health_markup(&row.health, &row.health_text)) " " span.muted { "since " (row.health_since) } }
-                dt { "Last event" } dd { @match &row.last_event { Some(t) => time datetime=(t) { (t) }, None => span.muted { "never" } } }
+                dt { "Health" } dd.health-cell { (health_markup(&row.health, &row.health_text)) " " span.muted { "since " (when(&row.health_since)) } }
+                dt { "Last event" } dd { @match &row.last_event { Some(t) => (when(t)), None => span.muted { "never" } } }
                 dt { "Events/min" } dd { (rate_text(row.events_per_min)) }
-                dt { "Created" } dd { (rec.created_at) " by " (rec.created_by) }
-                dt { "Updated" } dd { (rec.updated_at) " by " (rec.updated_by) " (revision " (rec.revision) ")" }
+                dt { "Created" } dd { (when(&rec.created_at)) " by " (rec.created_by) }
+                dt { "Updated" } dd { (when(&rec.updated_at)) " by " (rec.updated_by) " (revision " (rec.revision) ")" }
             }
         }
         section aria-labelledby="h-test" {
@@ -156,7 +156,7 @@ pub async fn render(
             div.test-result data-for=(id) aria-live="polite" {}
             @if let Some(t) = &last_test {
                 p {
-                    "Last test " (t.at) " by " (t.by) ": " strong { (if t.ok { "passed" } else { "failed" }) } " in " (t.latency_ms) " ms."
+                    "Last test " (when(&t.at)) " by " (t.by) ": " strong { (if t.ok { "passed" } else { "failed" }) } " in " (t.latency_ms) " ms."
                 }
                 ul.stages-list {
                     @for st in &t.stages {
@@ -234,7 +234,7 @@ pub async fn render(
             @else {
                 table {
                     thead { tr { th scope="col" { "Since" } th scope="col" { "Health" } } }
-                    tbody { @for h in &history { tr { td { (h.0) } td { (health_markup(&h.1, &h.2)) } } } }
+                    tbody { @for h in &history { tr { td { (when(&h.0)) } td { (health_markup(&h.1, &h.2)) } } } }
                 }
             }
         }
@@ -244,7 +244,7 @@ pub async fn render(
                 thead { tr { th scope="col" { "#" } th scope="col" { "Change" } th scope="col" { "Author" } th scope="col" { "Time" } th scope="col" { "Plugin" } } }
                 tbody {
                     @for r in revisions.iter().rev() {
-                        tr { td { (r.revision) } td { (r.change) } td { (r.author) } td { (r.at) } td { (r.spec.plugin.version) } }
+                        tr { td { (r.revision) } td { (r.change) } td { (r.author) } td { (when(&r.at)) } td { (r.spec.plugin.version) } }
                     }
                 }
             }
@@ -254,7 +254,7 @@ pub async fn render(
             table {
                 thead { tr { th scope="col" { "Time" } th scope="col" { "Action" } th scope="col" { "Actor" } th scope="col" { "Outcome" } } }
                 tbody {
-                    @for a in &audit { tr { td { (a.at) } td { code { (a.action) } } td { (a.actor) } td { (a.outcome) } } }
+                    @for a in &audit { tr { td { (when(&a.at)) } td { code { (a.action) } } td { (a.actor) } td { (a.outcome) } } }
                 }
             }
         }

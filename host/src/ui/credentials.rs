@@ -190,7 +190,7 @@ pub fn markup(
                             p.secret-state {
                                 "Secret set: " (credential_kind_label(m.kind)) ", version " (m.version)
                                 @if let Some(p) = m.pending_version { " (version " (p) " pending)" }
-                                ", updated " (m.updated_at) " by " (m.updated_by) "."
+                                ", updated " (super::layout::when(&m.updated_at)) " by " (m.updated_by) "."
                                 @if !m.hosts.is_empty() { " May be sent to " (m.hosts.join(", ")) "." }
                             }
                         }

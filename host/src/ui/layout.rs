@@ -85,3 +85,16 @@ pub fn page(title: &str, session: Option<&UiSession>, section: Section, body: Ma
 pub fn notice(kind: &str, text: &str) -> Markup {
     html! { p class={"notice " (kind)} role="status" { (text) } }
 }
+
+/// An RFC 3339 instant for people ("2026-11-23 19:06:53 UTC") in a `<time>` element that
+/// keeps the exact value; text that is not RFC 3339 is shown as it is.
+pub fn when(t: &str) -> Markup {
+    let shown = chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| {
+            d.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| t.to_string());
+    html! { time datetime=(t) { (shown) } }
+}

@@ -65,7 +65,7 @@ fn render(
                     h3 id={"p-" (p.id) "-" (p.version)} { (p.manifest.name) " " span.muted { code { (p.id) } " " (p.version) } }
                     p { (category_label(p.manifest.category)) " · " (p.manifest.description) }
                     p.muted {
-                        "Installed " (p.installed_at) " by " (p.installed_by)
+                        "Installed " (super::layout::when(&p.installed_at)) " by " (p.installed_by)
                         @if p.bundled { " (bundled)" }
                         " · sha256 " code { (p.sha256.get(..12).unwrap_or(&p.sha256)) } " · " (p.size / 1024) " KiB · WIT " (p.api_version)
                     }

@@ -200,6 +200,15 @@
     }
   });
 
+  // The same form as the server's: "2026-11-23 19:06:53 UTC".
+  function shownTime(iso) {
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) {
+      return iso;
+    }
+    return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC").replace(/Z$/, " UTC");
+  }
+
   function refresh(table) {
     fetch(table.getAttribute("data-poll"), {
       credentials: "same-origin",
@@ -233,7 +242,18 @@
           }
           const last = row.querySelector(".last-event");
           if (last) {
-            last.textContent = c.last_event || "never";
+            last.textContent = "";
+            if (c.last_event) {
+              const t = document.createElement("time");
+              t.setAttribute("datetime", c.last_event);
+              t.textContent = shownTime(c.last_event);
+              last.appendChild(t);
+            } else {
+              const never = document.createElement("span");
+              never.className = "muted";
+              never.textContent = "never";
+              last.appendChild(never);
+            }
           }
           const rate = row.querySelector(".rate");
           if (rate) {
