@@ -252,6 +252,15 @@ async fn the_panel_in_headless_chromium() {
     b.screenshot(&artifacts_dir().join("ui-catalogue.png"))
         .await;
 
+    // Every control has a label; the switch works from the keyboard (Enter on the focused
+    // button) like any button.
+    let unlabelled = "return Array.from(document.querySelectorAll('input:not([type=hidden]),select,textarea,button')).filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.outerHTML)";
+    assert_eq!(
+        b.execute(unlabelled).await,
+        json!([]),
+        "catalogue controls without a label"
+    );
+
     // One click disables it: the switch flips in place and an undo is offered.
     b.click(&b.find(&format!("{row} button.switch")).await)
         .await;
@@ -278,8 +287,9 @@ async fn the_panel_in_headless_chromium() {
     b.wait_until("switch on again", &switch_is(&row, true))
         .await;
     assert!(enabled(victim.clone()).await, "undo re-enabled it");
-    b.click(&b.find(&format!("{row} button.switch")).await)
-        .await;
+    // This time from the keyboard: Enter on the focused switch.
+    let switch = b.find(&format!("{row} button.switch")).await;
+    b.type_into(&switch, "\u{E007}").await;
     b.wait_until("switch off", &switch_is(&row, false)).await;
     assert!(!enabled(victim.clone()).await);
     b.wait_until("health shows disabled", &format!("return document.querySelector('{row} .health').getAttribute('data-health') === 'disabled'")).await;
@@ -331,6 +341,11 @@ async fn the_panel_in_headless_chromium() {
         "audit trail"
     );
     assert!(src.contains("id=\"cfg-base_url\""));
+    assert_eq!(
+        b.execute(unlabelled).await,
+        json!([]),
+        "connector page controls without a label"
+    );
     assert!(src.contains("id=\"h-history\""), "health history");
 
     // Set (replace) its credential through the write-only form: never shown again.
@@ -426,6 +441,36 @@ async fn the_panel_in_headless_chromium() {
     let src: Value = v.execute("return document.body.textContent").await;
     assert!(src.as_str().unwrap().contains("Read-only"));
     v.quit().await;
+
+    // With JavaScript off the catalogue still reads, and the switch still works as a plain
+    // form (the server answers with the new state and an undo).
+    let n = driver.session_with("no-js", false).await;
+    sign_in(&n, &url, &tokens["operator"]).await;
+    assert_eq!(
+        n.find_all("table#catalogue tbody tr[data-id]").await.len(),
+        12
+    );
+    assert_eq!(
+        n.find_all(".health[data-health] .health-text").await.len(),
+        12
+    );
+    let qradar_row = format!("tr[data-id=\"{other}\"]");
+    n.click(&n.find(&format!("{qradar_row} button.switch")).await)
+        .await;
+    n.wait_for(".notice.info form.inline button.link").await;
+    let src = n.source().await;
+    assert!(
+        src.contains("QRadar SIEM is now disabled"),
+        "server-rendered notice"
+    );
+    assert!(!src.contains("data-live=\"on\""), "the script did not run");
+    assert!(!enabled(other.clone()).await);
+    n.click(&n.find(".notice.info form.inline button.link").await)
+        .await;
+    n.wait_for("table#catalogue").await;
+    assert!(n.source().await.contains("QRadar SIEM is now enabled"));
+    assert!(enabled(other.clone()).await, "undo without JavaScript");
+    n.quit().await;
 
     host.stop.send(()).unwrap();
     host.server.await.unwrap();

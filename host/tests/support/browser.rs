@@ -98,6 +98,11 @@ impl Driver {
 
     /// A new headless browser session with a fresh profile directory.
     pub async fn session(&self, name: &str) -> Browser {
+        self.session_with(name, true).await
+    }
+
+    /// A new session; `javascript: false` turns scripts off (pages must still work).
+    pub async fn session_with(&self, name: &str, javascript: bool) -> Browser {
         let profile = self.profile_dir.join(name);
         std::fs::create_dir_all(&profile).unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
@@ -110,7 +115,10 @@ impl Driver {
                     "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--window-size=1440,900",
                     format!("--user-data-dir={}", profile.display()),
-                ]
+                ],
+                "prefs": {
+                    "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }
+                }
             }
         }}});
         let client = reqwest::Client::new();
