@@ -1,8 +1,6 @@
 //! A credential is bound to host patterns: a connector whose request goes elsewhere gets
 //! a refusal and the other host never sees the secret.
 
-use serde_json::json;
-
 use super::*;
 use crate::app::{self, ADMIN, call};
 
@@ -45,6 +43,15 @@ async fn credential_bound_to_host_a_is_refused_for_a_request_to_host_b() {
     .await;
     assert_eq!(r.body["ok"], true, "{:?}", r.body);
     assert_eq!(a.seen(), vec![format!("Bearer {secret}")]);
+    let r = call(
+        &state,
+        "GET",
+        "/v1/orgs/acme/credentials/a-only",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert!(r.body["last_used_at"].is_string(), "{:?}", r.body);
 
     // Same credential, connector granted and pointed at B: refused before sending.
     let bad = create_connector(
@@ -73,5 +80,4 @@ async fn credential_bound_to_host_a_is_refused_for_a_request_to_host_b() {
         .unwrap_err();
     assert!(err.to_string().contains("not bound to"), "{err}");
     assert!(b.seen().is_empty(), "host B received {:?}", b.seen());
-    let _ = json!(null);
 }
