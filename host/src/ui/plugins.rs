@@ -27,8 +27,11 @@ fn render(
 ) -> Result<Response, UiError> {
     let plugins: Vec<PluginRecord> = state.service().list_plugins()?;
     let admin = s.principal.is_platform_admin();
-    let in_use = |p: &PluginRecord| -> usize {
-        let Some(org) = &s.org else { return 0 };
+    // Connectors of the org in view using each plugin version (id, name).
+    let users = |p: &PluginRecord| -> Vec<(String, String)> {
+        let Some(org) = &s.org else {
+            return Vec::new();
+        };
         let filter = ConnectorFilter {
             plugin: Some(p.id.clone()),
             limit: Some(500),
@@ -38,12 +41,21 @@ fn render(
             .service()
             .list_connectors(&s.principal, org, &filter)
             .map(|(v, _)| {
-                v.iter()
+                v.into_iter()
                     .filter(|c| c.spec.plugin.version == p.version)
-                    .count()
+                    .map(|c| (c.id, c.spec.name))
+                    .collect()
             })
-            .unwrap_or(0)
+            .unwrap_or_default()
     };
+    // The newest installed version of each plugin (the list is newest first).
+    let newest = |id: &str| {
+        plugins
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.version.clone())
+    };
+    let operator = s.principal.role >= crate::management::model::Role::Operator;
     let body = html! {
         @if let Some((kind, text)) = &message { (notice(kind, text)) }
         @if admin {
@@ -69,8 +81,25 @@ fn render(
                         @if p.bundled { " (bundled)" }
                         " · sha256 " code { (p.sha256.get(..12).unwrap_or(&p.sha256)) } " · " (p.size / 1024) " KiB · WIT " (p.api_version)
                     }
-                    @let uses = in_use(p);
-                    @if s.org.is_some() { p { (uses) " connector(s) of this organisation use this version." } }
+                    @let uses = users(p);
+                    @let latest = newest(&p.id);
+                    @if s.org.is_some() {
+                        p { (uses.len()) " connector(s) of this organisation use this version." }
+                        @if !uses.is_empty() {
+                            ul.users {
+                                @for (cid, cname) in &uses {
+                                    li {
+                                        a href={"/connectors/" (cid)} { (cname) }
+                                        @if let Some(v) = latest.as_ref().filter(|v| **v != p.version) {
+                                            @if operator {
+                                                " · " a href={"/connectors/" (cid) "/upgrade?version=" (percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC))} { "Review the capability changes of " (v) " before upgrading" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                     h4 { "What it asks for" }
                     ul { @for line in capability_sentences(&p.capabilities()) { li { (line) } } }
                     @if admin {

@@ -891,6 +891,10 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
     .await;
     assert!(p.body.contains("Installed noop 0.2.0"), "{}", p.body);
     assert!(p.body.contains("May reach https://api.noop.example"));
+    assert!(
+        p.body.contains(&format!("/connectors/{id}/upgrade?version=0%2E2%2E0")),
+        "the plugins page links the connector on 0.1.0 to the diff"
+    );
 
     // The connector page offers the other version; the preview shows the capability diff.
     let p = browse(

@@ -355,7 +355,7 @@ impl Browser {
         self.cmd(
             reqwest::Method::POST,
             "/window/rect",
-            Some(json!({"width": 1440, "height": h.clamp(900, 4000)})),
+            Some(json!({"width": 1440, "height": (h + 200).clamp(900, 6000)})),
         )
         .await;
     }
