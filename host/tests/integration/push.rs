@@ -870,3 +870,103 @@ connector = "acme/{id}"
     );
     server.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_pipeline_drops_udp_counted_and_holds_tcp_back_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, id) = host_with_push_connector(dir.path()).await;
+    // A slow SIEM behind a forward sink makes every delivery of the org slow.
+    use portcullis_e2e::simulators::{
+        EVENTS_SCOPE, OAuthConfig, ThreatHawkConfig, ThreatHawkServer,
+    };
+    let sim = ThreatHawkServer::start(ThreatHawkConfig {
+        oauth: OAuthConfig {
+            scopes: vec![EVENTS_SCOPE.into()],
+            ..OAuthConfig::default()
+        },
+        ..ThreatHawkConfig::default()
+    })
+    .unwrap();
+    sim.set_ingest_delay(Duration::from_millis(300));
+    let sinks = json!({"sinks": [{
+        "type": "http-forward", "name": "slow", "url": sim.events_url(), "gzip": false, "format": "threathawk",
+        "auth": {"kind": "oauth2-client-credentials", "token_url": sim.token_url(),
+                 "client_id": sim.oauth().client_id(), "client_secret": sim.oauth().client_secret(),
+                 "scopes": [EVENTS_SCOPE]}
+    }]});
+    let r = call(
+        &state,
+        "PUT",
+        "/v1/orgs/acme/sinks",
+        Some(ADMIN),
+        Some(sinks),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let cfg: SyslogConfig = toml::from_str(&format!(
+        r#"
+        queue_per_connector = 4
+        batch_max = 4
+        [[listeners]]
+        bind = "127.0.0.1:0"
+        protocol = "udp"
+        connector = "acme/{id}"
+        [[listeners]]
+        bind = "127.0.0.1:0"
+        protocol = "tcp"
+        connector = "acme/{id}"
+        "#
+    ))
+    .unwrap();
+    let push = state.ingest().unwrap().push.clone();
+    let receiver = portcullis::ingest::syslog::start(&cfg, &push)
+        .await
+        .unwrap();
+    let (udp_addr, tcp_addr) = (receiver.listeners()[0].addr, receiver.listeners()[1].addr);
+    let line =
+        |n: usize| format!("CEF:0|Acme|Firewall|1.0|100|Blocked|5|src=10.9.0.1 cs1Label=n cs1={n}");
+
+    // UDP: far more than the queue holds while deliveries crawl → drops, counted.
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for n in 0..200 {
+        udp.send_to(rfc3164(&line(n), n).as_bytes(), udp_addr)
+            .await
+            .unwrap();
+    }
+    // TCP: the same load is held back (the reader stops reading), never dropped.
+    let mut tcp = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    for n in 1000..1040 {
+        tcp.write_all(format!("{}\n", rfc3164(&line(n), n)).as_bytes())
+            .await
+            .unwrap();
+    }
+    tcp.shutdown().await.unwrap();
+
+    let mut stats = receiver.stats();
+    for _ in 0..600 {
+        stats = receiver.stats();
+        let stored = stored_events(&state, &id).await.len() as u64;
+        if stats.received == 240
+            && stored == stats.queued
+            && sim.ingested_events().len() as u64 == stats.queued
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stats.received, 240, "{stats:?}");
+    assert!(stats.udp_dropped > 0, "{stats:?}");
+    assert_eq!(stats.queued + stats.udp_dropped, 240, "{stats:?}");
+    let events = stored_events(&state, &id).await;
+    assert_eq!(events.len() as u64, stats.queued);
+    let tcp_events = events
+        .iter()
+        .filter(|e| e["raw"].as_str().unwrap().contains("cs1=10"))
+        .count();
+    assert_eq!(tcp_events, 40, "every TCP message arrived");
+    assert_eq!(
+        sim.ingested_events().len() as u64,
+        stats.queued,
+        "and reached the slow sink"
+    );
+}
