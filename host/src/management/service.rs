@@ -1481,6 +1481,11 @@ impl ManagementService {
             .iter()
             .filter_map(|g| HostPattern::parse(g).ok())
             .collect();
+        // Answers to a version that is not in use (a credential test) say nothing about
+        // the connector's health.
+        let upstream = pin
+            .is_none()
+            .then(|| self.health.recorder(&rec.org, &rec.id));
         ConnectorEnv {
             org_id: Some(rec.org.clone()),
             connector_id: rec.id.clone(),
@@ -1493,7 +1498,7 @@ impl ManagementService {
             ),
             state: Arc::new(StoreStateStore::new(self.store.clone(), &rec.org, &rec.id)),
             log_sink: Arc::new(TracingLogSink),
-            upstream: Some(self.health.recorder(&rec.org, &rec.id)),
+            upstream,
         }
     }
 
