@@ -22,7 +22,8 @@ use crate::api::AppState;
 use crate::management::model::{ConnectorRecord, Role};
 use crate::management::{ConnectorPatch, ServiceError};
 use crate::manifest::{CredentialKind, Manifest};
-use crate::vault::record::CredentialMetadata;
+use crate::vault::record::{CredentialMetadata, zeroize_json};
+use zeroize::Zeroize;
 
 /// One slot as the page shows it.
 #[derive(Debug, Clone)]
@@ -244,7 +245,7 @@ pub async fn set_handler(
     s: UiSession,
     headers: HeaderMap,
     Path((id, slot)): Path<(String, String)>,
-    Form(form): Form<Vec<(String, String)>>,
+    Form(mut form): Form<Vec<(String, String)>>,
 ) -> Result<Response, UiError> {
     let get = |k: &str| -> String {
         form.iter()
@@ -298,9 +299,11 @@ pub async fn set_handler(
         .service()
         .put_credential(&s.principal, &org, &name, &body, true)
         .await;
-    // Drop the submitted secret as soon as the vault has it (or refused it).
-    drop(body);
-    drop(form);
+    // Overwrite the submitted secret as soon as the vault has it (or refused it).
+    zeroize_json(&mut body);
+    for (_, v) in form.iter_mut() {
+        v.zeroize();
+    }
     match result {
         Ok(_) => {}
         Err(ServiceError::Invalid { fields, .. }) => {
