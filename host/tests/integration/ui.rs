@@ -892,7 +892,8 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
     assert!(p.body.contains("Installed noop 0.2.0"), "{}", p.body);
     assert!(p.body.contains("May reach https://api.noop.example"));
     assert!(
-        p.body.contains(&format!("/connectors/{id}/upgrade?version=0%2E2%2E0")),
+        p.body
+            .contains(&format!("/connectors/{id}/upgrade?version=0%2E2%2E0")),
         "the plugins page links the connector on 0.1.0 to the diff"
     );
 
