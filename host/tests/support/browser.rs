@@ -241,9 +241,10 @@ impl Browser {
         Element(v[ELEMENT].as_str().unwrap().to_string())
     }
 
-    /// Wait until `css` matches at least one element (10 s at most).
+    /// Wait until `css` matches at least one element (60 s at most: the suite runs in
+    /// parallel on small machines).
     pub async fn wait_for(&self, css: &str) -> Element {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(v) = self
                 .try_cmd(
@@ -271,9 +272,9 @@ impl Browser {
         }
     }
 
-    /// Wait until a script returns true (20 s at most).
+    /// Wait until a script returns true (60 s at most).
     pub async fn wait_until(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if self.execute(script).await == Value::Bool(true) {
                 return;
