@@ -137,6 +137,7 @@ pub async fn render(
         @if let Some((kind, text)) = &form.notice { (notice(kind, text)) }
         section aria-labelledby="h-status" {
             h2 #h-status { "Status" }
+            div #toast-region aria-live="polite" {}
             dl.facts {
                 dt { "Plugin" } dd { code { (rec.spec.plugin.id) } " " (rec.spec.plugin.version) " · " (row.category_label) }
                 dt { "Enabled" } dd.status {
