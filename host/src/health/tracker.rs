@@ -183,6 +183,34 @@ struct Sample {
     parse_errors: u64,
 }
 
+/// Running totals of the samples in the window (O(1) per observation).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    new: u64,
+    duplicates: u64,
+    outcomes: u64,
+    parse_errors: u64,
+}
+
+impl Sums {
+    fn add(&mut self, s: &Sample) {
+        self.new = self.new.saturating_add(s.new);
+        self.duplicates = self.duplicates.saturating_add(s.duplicates);
+        self.outcomes = self.outcomes.saturating_add(s.outcomes);
+        self.parse_errors = self.parse_errors.saturating_add(s.parse_errors);
+    }
+
+    fn remove(&mut self, s: &Sample) {
+        self.new = self.new.saturating_sub(s.new);
+        self.duplicates = self.duplicates.saturating_sub(s.duplicates);
+        self.outcomes = self.outcomes.saturating_sub(s.outcomes);
+        self.parse_errors = self.parse_errors.saturating_sub(s.parse_errors);
+    }
+}
+
+/// Samples kept per connector whatever the window length (memory bound).
+const MAX_WINDOW_SAMPLES: usize = 4096;
+
 /// One connector's health.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -205,6 +233,7 @@ pub struct Tracker {
     crash: VecDeque<Instant>,
     crash_reported: bool,
     window: VecDeque<Sample>,
+    sums: Sums,
     parse_sample: Option<String>,
     parse_rate: Option<f64>,
     flood_active: bool,
@@ -245,6 +274,7 @@ impl Tracker {
             crash: VecDeque::new(),
             crash_reported: false,
             window: VecDeque::new(),
+            sums: Sums::default(),
             parse_sample: None,
             parse_rate: None,
             flood_active: false,
@@ -538,16 +568,24 @@ impl Tracker {
     }
 
     fn sample(&mut self, t: Tick, new: u64, duplicates: u64, parse_errors: u64) {
-        self.window.push_back(Sample {
+        let s = Sample {
             at: t.mono,
             new,
             duplicates,
             outcomes: 1,
             parse_errors,
-        });
+        };
+        self.sums.add(&s);
+        self.window.push_back(s);
         // Bound memory regardless of the window length.
-        if self.window.len() > 4096 {
-            self.window.pop_front();
+        if self.window.len() > MAX_WINDOW_SAMPLES {
+            self.pop_sample();
+        }
+    }
+
+    fn pop_sample(&mut self) {
+        if let Some(s) = self.window.pop_front() {
+            self.sums.remove(&s);
         }
     }
 
@@ -555,7 +593,7 @@ impl Tracker {
         let w = secs(cfg.window_secs);
         while let Some(s) = self.window.front() {
             if now.duration_since(s.at) > w {
-                self.window.pop_front();
+                self.pop_sample();
             } else {
                 break;
             }
@@ -583,14 +621,12 @@ impl Tracker {
     fn conditions(&mut self, cfg: &HealthConfig, t: Tick) -> Vec<HealthReason> {
         self.trim_window(cfg, t.mono);
         let mut out = Vec::new();
-        let (new, dups, outcomes, parse) = self.window.iter().fold((0, 0, 0, 0), |a, s| {
-            (
-                a.0 + s.new,
-                a.1 + s.duplicates,
-                a.2 + s.outcomes,
-                a.3 + s.parse_errors,
-            )
-        });
+        let Sums {
+            new,
+            duplicates: dups,
+            outcomes,
+            parse_errors: parse,
+        } = self.sums;
         let total = new + dups;
         let ratio = if total == 0 {
             0.0
