@@ -4,7 +4,6 @@
 //! WebDriver client over HTTP (reqwest).
 #![allow(dead_code)]
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,17 +45,38 @@ pub struct Driver {
     pub url: String,
     _profile: tempfile::TempDir,
     profile_dir: PathBuf,
+    sessions: parking_lot::Mutex<Vec<String>>,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // chromedriver runs in its own process group with the browsers it started: end
-        // them all, also when a test failed before quitting its sessions.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
-            .status();
+        // Close every browser this driver opened (also when a test failed before quitting
+        // its sessions), then stop chromedriver itself.
+        let sessions = std::mem::take(&mut *self.sessions.lock());
+        for id in sessions {
+            delete_session(&self.url, &id);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `DELETE /session/{id}` with a plain blocking HTTP/1.1 request (usable in `Drop`).
+fn delete_session(base: &str, id: &str) {
+    use std::io::{Read, Write};
+    let Some(addr) = base.strip_prefix("http://") else {
+        return;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE /session/{id} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
     }
 }
 
@@ -75,7 +95,6 @@ impl Driver {
         let port = free_port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -85,6 +104,7 @@ impl Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
             profile_dir: profile.path().to_path_buf(),
+            sessions: parking_lot::Mutex::new(Vec::new()),
             _profile: profile,
         };
         let client = reqwest::Client::new();
@@ -141,6 +161,7 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
             .to_string();
+        self.sessions.lock().push(id.clone());
         Browser {
             client,
             base: format!("{}/session/{id}", self.url),
