@@ -1151,3 +1151,72 @@ async fn secrets_are_write_only_in_the_panel() {
     .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn health_reasons_read_in_words_filter_and_show_in_the_history() {
+    use portcullis::health::{HealthEvent, HealthReason};
+    use portcullis::management::model::HealthState;
+    let dir = tempfile::tempdir().unwrap();
+    let o = org(dir.path(), &["flooding siem", "quiet feed"]).await;
+    let id = &o.connectors[0];
+    // What the health worker does when the monitor sees a duplicate flood.
+    o.state
+        .service()
+        .apply_health_event(HealthEvent::Transition {
+            org: "acme".into(),
+            connector: id.clone(),
+            from: HealthState::Unknown,
+            to: HealthState::Degraded,
+            details: vec![HealthReason::DuplicateFlood { ratio: 0.92 }],
+            at: "2026-11-23T10:00:00.000Z".into(),
+        })
+        .await
+        .unwrap();
+    let (cookie, _) = sign_in(&o.state, &o.tokens["viewer"]).await;
+    let p = browse(&o.state, "GET", "/", Some(&cookie), None, &[]).await;
+    assert!(
+        p.body.contains("Degraded — duplicate flood 92 %"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("class=\"health health-degraded\""));
+    let p = browse(
+        &o.state,
+        "GET",
+        "/?health=degraded",
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(p.body.matches("<tr data-id=").count(), 1);
+    assert!(p.body.contains("flooding siem") && !p.body.contains("quiet feed"));
+    let p = browse(&o.state, "GET", "/catalogue.json", Some(&cookie), None, &[]).await;
+    let v: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+    let row = v["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["health"], "degraded");
+    assert_eq!(row["health_text"], "Degraded — duplicate flood 92 %");
+    let p = browse(
+        &o.state,
+        "GET",
+        &format!("/connectors/{id}"),
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        p.body.contains("2026-11-23 10:00:00 UTC"),
+        "health history row"
+    );
+    assert!(
+        p.body.matches("duplicate flood 92 %").count() >= 2,
+        "status and history"
+    );
+}
