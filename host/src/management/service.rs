@@ -1376,9 +1376,46 @@ impl ManagementService {
     ) -> Result<ConnectorRecord> {
         self.scope(p, org)?;
         Self::require(p, Role::Operator, "enabling or disabling connectors")?;
+        // Disabling stops ingestion first, so silence does not wait for the write lock;
+        // should the disable itself fail, ingestion is restarted below.
+        let pre_stopped = if enabled {
+            false
+        } else {
+            let mut current = self.get_connector_record(org, id)?;
+            let was_enabled = current.enabled;
+            if was_enabled {
+                current.enabled = false;
+                self.notify_changed(&current).await;
+            }
+            was_enabled
+        };
         let _g = self.write.lock().await;
+        let result = self.set_enabled_locked(p, org, id, enabled, because).await;
+        if result.is_err()
+            && pre_stopped
+            && let Ok(current) = self.get_connector_record(org, id)
+            && current.enabled
+        {
+            // Not disabled after all: resume what was stopped.
+            self.notify_changed(&current).await;
+        }
+        result
+    }
+
+    async fn set_enabled_locked(
+        &self,
+        p: &Principal,
+        org: &str,
+        id: &str,
+        enabled: bool,
+        because: Option<(Health, serde_json::Value)>,
+    ) -> Result<ConnectorRecord> {
         let mut rec = self.get_connector_record(org, id)?;
         if rec.enabled == enabled {
+            if !enabled {
+                // Disabled meanwhile by someone else: make sure it is stopped.
+                self.notify_changed(&rec).await;
+            }
             return Ok(rec);
         }
         if enabled {

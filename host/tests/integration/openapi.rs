@@ -39,6 +39,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/orgs/{org}/connectors/{id}/disable"),
     ("post", "/v1/orgs/{org}/connectors/{id}/test"),
     ("get", "/v1/orgs/{org}/connectors/{id}/revisions"),
+    ("get", "/v1/orgs/{org}/events"),
     ("get", "/v1/orgs/{org}/connectors/{id}/health"),
     ("get", "/v1/orgs/{org}/connectors/{id}/metrics"),
     ("get", "/metrics"),
