@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub allow_private_networks: bool,
     /// Sandbox limits.
     pub limits: LimitsConfig,
+    /// The embedded store (`[store]`: `cache_mb`).
+    pub store: StoreConfig,
     /// The credential vault (`[vault]`: `master_key_file`, `expiry_warning_days`).
     pub vault: crate::vault::VaultConfig,
     /// Ingestion (`[ingest]`).
@@ -45,6 +47,22 @@ pub struct ServerConfig {
     pub health: crate::health::HealthConfig,
     /// Syslog listeners (`[[syslog.listeners]]`, see `ingest::syslog::config`).
     pub syslog: crate::ingest::syslog::config::SyslogConfig,
+}
+
+/// `[store]`: the embedded sled store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Page cache in MiB (sled's own default is 1 GiB; most of a busy server's memory).
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            cache_mb: crate::store::DEFAULT_CACHE_BYTES / (1024 * 1024),
+        }
+    }
 }
 
 /// `[ingest]`.
@@ -128,6 +146,7 @@ impl Default for ServerConfig {
             plugin_dir: PathBuf::from("target/plugins"),
             allow_private_networks: false,
             limits: LimitsConfig::default(),
+            store: StoreConfig::default(),
             vault: crate::vault::VaultConfig::default(),
             ingest: IngestConfig::default(),
             events: EventsConfig::default(),
@@ -231,7 +250,10 @@ pub async fn start(
     // The master key is checked before the store is opened: a wrong key changes nothing.
     let master = open_master_key(config)?;
     let store: Arc<dyn KvStore> = Arc::new(
-        SledStore::open(&config.data_dir.join("store"))
+        SledStore::open_with_cache(
+            &config.data_dir.join("store"),
+            config.store.cache_mb.max(8) * 1024 * 1024,
+        )
             .map_err(|e| ServerError::Startup(e.to_string()))?,
     );
     let runtime =

@@ -8,7 +8,7 @@ mod sled_store;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use sled_store::SledStore;
+pub use sled_store::{DEFAULT_CACHE_BYTES, SledStore};
 
 /// Current on-disk schema version.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -22,14 +22,24 @@ fn backend(e: sled::Error) -> StoreError {
 impl SledStore {
     /// Open (creating) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Open (or create) the store in `dir` with a page cache of at most `cache_bytes`
+    /// (sled's own default, 1 GiB, would dominate the server's memory).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(200))
             .open()
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", dir.display())))?;
         Ok(SledStore { db })
     }
 }
+
+/// Page cache of [`SledStore::open`]: 256 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 impl KvStore for SledStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
