@@ -819,7 +819,7 @@ impl Capabilities {
 }
 
 /// An installed plugin version.
-struct Plugin(model::PluginRecord);
+struct Plugin(std::sync::Arc<model::PluginRecord>);
 
 #[Object]
 impl Plugin {
@@ -968,7 +968,7 @@ impl Connector {
         }
         let (svc, _) = caller(ctx).ok()?;
         let spec = &self.0.spec.plugin;
-        svc.plugin_record(&spec.id, &spec.version)
+        svc.plugin_record_shared(&spec.id, &spec.version)
             .map(|r| r.manifest.category.into())
     }
     /// The plugin version it runs, with its manifest and capabilities (`null` once that
@@ -977,7 +977,9 @@ impl Connector {
         let found = (|| {
             let (svc, _) = caller(ctx)?;
             let spec = &self.0.spec.plugin;
-            Ok(svc.plugin_record(&spec.id, &spec.version).map(Plugin))
+            Ok(svc
+                .plugin_record_shared(&spec.id, &spec.version)
+                .map(Plugin))
         })();
         nullable(ctx, found).flatten()
     }
@@ -1321,7 +1323,12 @@ impl QueryRoot {
     async fn plugins(&self, ctx: &Context<'_>) -> Option<Vec<Plugin>> {
         let result: GqlResult<Vec<Plugin>> = async {
             let (svc, _) = caller(ctx)?;
-            Ok(svc.list_plugins().gql()?.into_iter().map(Plugin).collect())
+            Ok(svc
+                .list_plugins()
+                .gql()?
+                .into_iter()
+                .map(|r| Plugin(std::sync::Arc::new(r)))
+                .collect())
         }
         .await;
         nullable(ctx, result)
@@ -1337,7 +1344,7 @@ impl QueryRoot {
                 Some(v) => versions.into_iter().find(|r| &r.version == v),
             };
             match found {
-                Some(r) => Ok(Some(Plugin(r))),
+                Some(r) => Ok(Some(Plugin(std::sync::Arc::new(r)))),
                 None => Err(service_error(ServiceError::NotFound {
                     kind: "plugin version",
                     id: format!("{}@{}", id.0, version.unwrap_or_default()),

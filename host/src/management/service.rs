@@ -251,7 +251,7 @@ pub fn parse_iso8601_duration(s: &str) -> Option<u64> {
 /// An installed plugin version: its record (mirrors the store) and, when its component
 /// still loads, the loaded plugin.
 struct InstalledPlugin {
-    record: PluginRecord,
+    record: Arc<PluginRecord>,
     loaded: Option<LoadedPlugin>,
 }
 
@@ -326,7 +326,7 @@ impl ManagementService {
             svc.plugins.write().insert(
                 (rec.id.clone(), rec.version.clone()),
                 InstalledPlugin {
-                    record: rec,
+                    record: Arc::new(rec),
                     loaded,
                 },
             );
@@ -746,7 +746,7 @@ impl ManagementService {
         self.plugins.write().insert(
             (rec.id.clone(), rec.version.clone()),
             InstalledPlugin {
-                record: rec.clone(),
+                record: Arc::new(rec.clone()),
                 loaded: Some(loaded),
             },
         );
@@ -759,7 +759,7 @@ impl ManagementService {
             .plugins
             .read()
             .values()
-            .map(|i| i.record.clone())
+            .map(|i| PluginRecord::clone(&i.record))
             .collect();
         v.sort_by(|a, b| {
             a.id.cmp(&b.id)
@@ -770,6 +770,15 @@ impl ManagementService {
 
     /// One installed plugin version, if present.
     pub fn plugin_record(&self, id: &str, version: &str) -> Option<PluginRecord> {
+        self.plugins
+            .read()
+            .get(&(id.to_string(), version.to_string()))
+            .map(|i| PluginRecord::clone(&i.record))
+    }
+
+    /// One installed plugin version, shared (no copy of its manifest): for readers that
+    /// look plugins up per connector, such as GraphQL's `Connector.plugin`.
+    pub fn plugin_record_shared(&self, id: &str, version: &str) -> Option<Arc<PluginRecord>> {
         self.plugins
             .read()
             .get(&(id.to_string(), version.to_string()))
@@ -1167,17 +1176,15 @@ impl ManagementService {
         if limit == 0 || limit > 500 {
             return Err(ServiceError::invalid("/limit", "must be 1-500"));
         }
-        let categories: HashMap<(String, String), String> = self
-            .list_plugins()?
-            .into_iter()
-            .map(|r| {
-                let cat = serde_json::to_value(r.manifest.category)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                ((r.id, r.version), cat)
-            })
-            .collect();
+        let categories: HashMap<(String, String), String> = if filter.category.is_some() {
+            self.plugins
+                .read()
+                .iter()
+                .map(|(key, i)| (key.clone(), category_code(i.record.manifest.category)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let q = filter.q.as_deref().map(str::to_lowercase);
         let mut out = Vec::new();
         let mut next = None;
