@@ -254,7 +254,7 @@ pub async fn start(
             &config.data_dir.join("store"),
             config.store.cache_mb.max(8) * 1024 * 1024,
         )
-            .map_err(|e| ServerError::Startup(e.to_string()))?,
+        .map_err(|e| ServerError::Startup(e.to_string()))?,
     );
     let runtime =
         Runtime::new(config.runtime_config()?).map_err(|e| ServerError::Startup(e.to_string()))?;

@@ -6,10 +6,10 @@
 mod connectors;
 mod credentials;
 mod error;
-mod health;
-mod ingest;
 mod events;
 pub mod graphql;
+mod health;
+mod ingest;
 pub mod openapi;
 mod orgs;
 mod plugins;
@@ -192,8 +192,8 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(orgs::routes())
         .merge(connectors::routes())
-        .merge(credentials::routes())
         .merge(health::routes())
+        .merge(credentials::routes())
         .merge(events::routes())
         .merge(ingest::routes())
         .merge(sinks::routes())

@@ -8,6 +8,6 @@ pub mod model;
 mod service;
 
 pub use service::{
-    ConnectorFilter, ConnectorHealthView, ConnectorInput, ConnectorPatch, ManagementService, PluginDeleteOutcome,
-    ServiceError, parse_iso8601_duration,
+    ConnectorFilter, ConnectorHealthView, ConnectorInput, ConnectorPatch, ManagementService,
+    PluginDeleteOutcome, ServiceError, parse_iso8601_duration,
 };

@@ -708,7 +708,11 @@ async fn kill_9_during_ingestion_loses_nothing_and_duplicates_nothing() {
     assert_eq!(served.len(), 2000);
     // The kills happened while events were flowing in.
     assert!(
-        seen_before_kill.iter().filter(|n| **n > 0 && **n < 2000).count() >= 3,
+        seen_before_kill
+            .iter()
+            .filter(|n| **n > 0 && **n < 2000)
+            .count()
+            >= 3,
         "{seen_before_kill:?}"
     );
 

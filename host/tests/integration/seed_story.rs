@@ -204,7 +204,11 @@ async fn seed_story_flood_disable_silence_reenable_resume() {
     // The flood never put a duplicate into the store.
     let flooded = stored_ids(&state, &tok, &th).await;
     let unique: BTreeSet<&String> = flooded.iter().collect();
-    assert_eq!(unique.len(), flooded.len(), "duplicates stored during the flood");
+    assert_eq!(
+        unique.len(),
+        flooded.len(),
+        "duplicates stored during the flood"
+    );
 
     // 3. One call disables it; from then on nothing of it reaches the store, while the
     // other eleven keep delivering new records.
@@ -301,7 +305,11 @@ async fn seed_story_flood_disable_silence_reenable_resume() {
         )
         .await;
         assert_eq!(r.body["enabled"], true, "{source}");
-        assert_ne!(r.body["health"]["state"], "failing", "{source}: {}", r.body["health"]);
+        assert_ne!(
+            r.body["health"]["state"], "failing",
+            "{source}: {}",
+            r.body["health"]
+        );
     }
     drop(demo);
 }
