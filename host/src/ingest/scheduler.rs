@@ -324,6 +324,16 @@ impl ConnectorScheduler {
             if !more {
                 break;
             }
+            // A quota that ran out (or a 429) in the middle of a chain of pages holds the
+            // rest of it until the reset, like a new cycle would be held.
+            if self
+                .pipeline
+                .observer()
+                .hold_until(org, id)
+                .is_some_and(|hold| hold > Instant::now())
+            {
+                break;
+            }
         }
         Ok(())
     }
