@@ -1,7 +1,6 @@
 //! Connectors of an organisation: CRUD, revisions, enable/disable, connection test.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -9,6 +8,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::Items;
 use super::{ApiError, AppState, Caller};
 use crate::management::model::{ConnectorRecord, Revision};
@@ -74,11 +74,9 @@ pub(super) struct UpdatedConnector {
 pub(super) async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Json<ConnectorInput>, JsonRejection>,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(body): ApiJson<ConnectorInput>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(org) = path?;
-    let Json(body) = body?;
     let rec = s.service().create_connector(&p, &org, body).await?;
     Ok((StatusCode::CREATED, Json(rec)))
 }
@@ -102,11 +100,9 @@ pub(super) async fn create(
 pub(super) async fn list(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
-    q: Result<Query<ConnectorFilter>, QueryRejection>,
+    ApiPath(org): ApiPath<String>,
+    ApiQuery(filter): ApiQuery<ConnectorFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(org) = path?;
-    let Query(filter) = q?;
     let (items, next_cursor) = s.service().list_connectors(&p, &org, &filter)?;
     Ok(Json(ConnectorPage { items, next_cursor }))
 }
@@ -131,9 +127,8 @@ pub(super) async fn list(
 pub(super) async fn read(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     Ok(Json(s.service().get_connector(&p, &org, &id)?))
 }
 
@@ -164,11 +159,9 @@ pub(super) async fn read(
 pub(super) async fn update(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
-    body: Result<Json<ConnectorPatch>, JsonRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ConnectorPatch>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
-    let Json(body) = body?;
     let (record, capability_diff) = s.service().update_connector(&p, &org, &id, body).await?;
     Ok(Json(UpdatedConnector {
         record,
@@ -197,9 +190,8 @@ pub(super) async fn update(
 pub(super) async fn remove(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     s.service().delete_connector(&p, &org, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -226,9 +218,8 @@ pub(super) async fn remove(
 pub(super) async fn enable(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     Ok(Json(s.service().set_enabled(&p, &org, &id, true).await?))
 }
 
@@ -254,9 +245,8 @@ pub(super) async fn enable(
 pub(super) async fn disable(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     Ok(Json(s.service().set_enabled(&p, &org, &id, false).await?))
 }
 
@@ -283,9 +273,8 @@ pub(super) async fn disable(
 pub(super) async fn test(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     Ok(Json(s.service().test_connector(&p, &org, &id).await?))
 }
 
@@ -309,9 +298,8 @@ pub(super) async fn test(
 pub(super) async fn revisions(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     Ok(Json(Items {
         items: s.service().revisions(&p, &org, &id)?,
     }))

@@ -2,8 +2,7 @@
 //! versions with test, promote and rollback, and the platform admin's master key rotation.
 //! No answer, error or audit record ever contains a secret value.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -11,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::Items;
 use super::{ApiError, AppState, Caller};
 use crate::vault::RotationReport;
@@ -101,13 +101,10 @@ const P: &str = "application/problem+json";
 pub(super) async fn put(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
-    q: Result<Query<PutQuery>, QueryRejection>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<PutQuery>,
+    ApiJson(mut body): ApiJson<serde_json::Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, name)) = path?;
-    let Query(q) = q?;
-    let Json(mut body) = body?;
     let result = s
         .service()
         .put_credential(&p, &org, &name, &body, q.promote)
@@ -139,9 +136,8 @@ pub(super) async fn put(
 pub(super) async fn list(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(org) = path?;
     Ok(Json(Items {
         items: s.service().list_credentials(&p, &org)?,
     }))
@@ -167,9 +163,8 @@ pub(super) async fn list(
 pub(super) async fn read(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, name)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, name)) = path?;
     Ok(Json(s.service().get_credential(&p, &org, &name)?))
 }
 
@@ -198,11 +193,9 @@ pub(super) async fn read(
 pub(super) async fn remove(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
-    q: Result<Query<DeleteQuery>, QueryRejection>,
+    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, name)) = path?;
-    let Query(q) = q?;
     s.service()
         .delete_credential(&p, &org, &name, q.force)
         .await?;
@@ -235,11 +228,9 @@ pub(super) async fn remove(
 pub(super) async fn test(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
-    q: Result<Query<TestQuery>, QueryRejection>,
+    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<TestQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, name)) = path?;
-    let Query(q) = q?;
     Ok(Json(
         s.service()
             .test_credential(&p, &org, &name, q.version)
@@ -269,9 +260,8 @@ pub(super) async fn test(
 pub(super) async fn promote(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, name)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, name)) = path?;
     Ok(Json(s.service().promote_credential(&p, &org, &name).await?))
 }
 
@@ -297,9 +287,8 @@ pub(super) async fn promote(
 pub(super) async fn rollback(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, name)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, name)) = path?;
     Ok(Json(
         s.service().rollback_credential(&p, &org, &name).await?,
     ))

@@ -1,14 +1,14 @@
 //! Events of an organisation from the embedded event store: filtered, in event-time order,
 //! one page at a time.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::{ApiPath, ApiQuery};
 use super::{ApiError, AppState, Caller};
 use crate::config_schema::FieldError;
 use crate::event::{EventKind, Severity};
@@ -167,11 +167,9 @@ impl EventFilter {
 pub(super) async fn list_events(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
-    q: Result<Query<EventFilter>, QueryRejection>,
+    ApiPath(org): ApiPath<String>,
+    ApiQuery(filter): ApiQuery<EventFilter>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let Path(org) = path?;
-    let Query(filter) = q?;
     s.service().get_org(&p, &org)?;
     let query = filter.query()?;
     let ingest = s.ingest().ok_or_else(|| {

@@ -3,8 +3,7 @@
 //! (events/min, last event, latency percentiles, ...) and `GET /metrics` (Prometheus text;
 //! the platform admin sees every org, an org token only its own org's series).
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -12,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::extract::{ApiPath, ApiQuery};
 use super::{ApiError, AppState, Caller};
 use crate::health::ConnectorMetricsView;
 use crate::management::ConnectorHealthView;
@@ -57,11 +57,9 @@ pub(super) struct HealthQuery {
 pub(super) async fn connector_health(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
-    q: Result<Query<HealthQuery>, QueryRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<HealthQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
-    let Query(q) = q?;
     Ok(Json(s.service().connector_health(
         &p,
         &org,
@@ -92,9 +90,8 @@ pub(super) async fn connector_health(
 pub(super) async fn connector_metrics(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     Ok(Json(s.service().connector_metrics(&p, &org, &id)?))
 }
 

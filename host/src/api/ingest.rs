@@ -18,6 +18,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::extract::ApiPath;
 use super::{ApiError, AppState, Caller};
 use crate::ingest::delivery::DeliveryError;
 use crate::ingest::push::{PushError, PushOutcome};
@@ -99,9 +100,8 @@ fn secret_error(e: WebhookSecretError) -> ApiError {
 pub(super) async fn rotate_secret(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     let (secret, rec) = new_secret(s.service(), &p, &org, &id)
         .await
         .map_err(secret_error)?;

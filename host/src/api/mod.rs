@@ -7,6 +7,7 @@ mod connectors;
 mod credentials;
 mod error;
 mod events;
+mod extract;
 pub mod graphql;
 mod health;
 mod ingest;

@@ -1,7 +1,6 @@
 //! Organisations, their tokens, and the audit log.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
@@ -9,6 +8,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::Items;
 use super::{ApiError, AppState, Caller};
 use crate::management::model::{AuditRecord, Org, Role, TokenRecord};
@@ -54,9 +54,8 @@ pub(super) struct NewOrg {
 pub(super) async fn create_org(
     State(s): State<AppState>,
     Caller(p): Caller,
-    body: Result<Json<NewOrg>, JsonRejection>,
+    ApiJson(body): ApiJson<NewOrg>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(body) = body?;
     let org = s.service().create_org(&p, &body.id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
@@ -99,9 +98,8 @@ pub(super) async fn list_orgs(
 pub(super) async fn get_org(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(org) = path?;
     Ok(Json(s.service().get_org(&p, &org)?))
 }
 
@@ -148,11 +146,9 @@ pub(super) struct CreatedToken {
 pub(super) async fn create_token(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Json<NewToken>, JsonRejection>,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(body): ApiJson<NewToken>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(org) = path?;
-    let Json(body) = body?;
     let (record, token) = s
         .service()
         .create_token(&p, &org, &body.name, body.role)
@@ -185,9 +181,8 @@ pub(super) async fn create_token(
 pub(super) async fn list_tokens(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(org) = path?;
     Ok(Json(Items {
         items: s.service().list_tokens(&p, &org)?,
     }))
@@ -214,9 +209,8 @@ pub(super) async fn list_tokens(
 pub(super) async fn delete_token(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((org, id)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((org, id)) = path?;
     s.service().delete_token(&p, &org, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -248,11 +242,9 @@ pub(super) struct AuditQuery {
 pub(super) async fn org_audit(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    ApiPath(org): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(org) = path?;
-    let Query(q) = q?;
     Ok(Json(Items {
         items: s.service().audit(&p, Some(&org), q.limit.unwrap_or(100))?,
     }))
@@ -276,9 +268,8 @@ pub(super) async fn org_audit(
 pub(super) async fn platform_audit(
     State(s): State<AppState>,
     Caller(p): Caller,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = q?;
     Ok(Json(Items {
         items: s.service().audit(&p, None, q.limit.unwrap_or(100))?,
     }))

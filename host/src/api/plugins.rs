@@ -1,8 +1,7 @@
 //! Plugins installed at runtime: upload, list (with the capabilities they request), unload.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -10,6 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::{ApiPath, ApiQuery};
 use super::openapi::{Items, WasmComponent};
 use super::{ApiError, AppState, Caller, MAX_PLUGIN_BODY};
 use crate::management::PluginDeleteOutcome;
@@ -141,9 +141,8 @@ pub(super) async fn list_plugins(
 pub(super) async fn get_plugin(
     State(s): State<AppState>,
     Caller(_p): Caller,
-    path: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(id) = path?;
     let versions = s.service().plugin_versions(&id)?;
     let latest = versions.first().map(plugin_doc);
     Ok(Json(PluginVersions {
@@ -173,9 +172,8 @@ pub(super) async fn get_plugin(
 pub(super) async fn get_version(
     State(s): State<AppState>,
     Caller(_p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
+    ApiPath((id, version)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((id, version)) = path?;
     let rec = s.service().plugin_record(&id, &version).ok_or_else(|| {
         ApiError::from(crate::management::ServiceError::NotFound {
             kind: "plugin version",
@@ -216,11 +214,9 @@ pub(super) struct DeleteQuery {
 pub(super) async fn delete_plugin(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
-    q: Result<Query<DeleteQuery>, QueryRejection>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(id) = path?;
-    let Query(q) = q?;
     Ok(Json(
         s.service().delete_plugin(&p, &id, None, q.force).await?,
     ))
@@ -250,11 +246,9 @@ pub(super) async fn delete_plugin(
 pub(super) async fn delete_version(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<(String, String)>, PathRejection>,
-    q: Result<Query<DeleteQuery>, QueryRejection>,
+    ApiPath((id, version)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((id, version)) = path?;
-    let Query(q) = q?;
     Ok(Json(
         s.service()
             .delete_plugin(&p, &id, Some(&version), q.force)

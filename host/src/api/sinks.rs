@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use super::extract::ApiPath;
 use super::{ApiError, AppState, Caller};
 use crate::ingest::sinks::{OrgSinks, SinkConfigError, SinkRegistry};
 use crate::management::ServiceError;
@@ -55,9 +56,8 @@ fn store_error(e: impl std::fmt::Display) -> ApiError {
 pub(super) async fn read(
     State(s): State<AppState>,
     Caller(p): Caller,
-    path: Result<Path<String>, PathRejection>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(org) = path?;
     s.service().get_org(&p, &org)?;
     if p.role < Role::Operator {
         return Err(ServiceError::Forbidden("reading sinks needs the operator role".into()).into());
