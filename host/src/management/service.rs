@@ -1558,17 +1558,7 @@ impl ManagementService {
             .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         let report = match sandbox.test_connection(&rec.spec.config).await {
             Ok(r) => r,
-            Err(e) => TestReport {
-                ok: false,
-                latency_ms: 0,
-                stages: vec![crate::runtime::TestStage {
-                    name: "plugin".into(),
-                    ok: false,
-                    message: e.to_string(),
-                    latency_ms: None,
-                }],
-                sample: Vec::new(),
-            },
+            Err(e) => plugin_failure_report(&e),
         };
         let _g = self.write.lock().await;
         if let Ok(mut cur) = self.get_connector_record(org, id) {
@@ -1650,6 +1640,22 @@ fn capability_diff(
         "accepts_push": {"from": old.map(|m| m.accepts_push), "to": new.accepts_push},
         "note": "new hosts are not granted automatically; add them to `grants` explicitly",
     })
+}
+
+/// The report of a `test-connection` call that failed in the plugin itself (trapped,
+/// timed out, refused): one failed `plugin` stage carrying the error.
+fn plugin_failure_report(e: &impl std::fmt::Display) -> TestReport {
+    TestReport {
+        ok: false,
+        latency_ms: 0,
+        stages: vec![crate::runtime::TestStage {
+            name: "plugin".into(),
+            ok: false,
+            message: e.to_string(),
+            latency_ms: None,
+        }],
+        sample: Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::activity::{self, Activity};
 use super::layout::{Section, csrf_field, notice, page, when};
 use super::session::{UiSession, wants_json};
 use super::words::{self, CATEGORIES, HEALTH_STATES};
-use super::{UiError, check_csrf, html_response, org_of};
+use super::{UiError, check_csrf, html_response, org_or_pick};
 use crate::api::AppState;
 use crate::management::ConnectorFilter;
 use crate::management::model::{ConnectorRecord, Principal, Role};
@@ -285,10 +285,7 @@ pub async fn page_handler(
     s: UiSession,
     Query(q): Query<CatalogueQuery>,
 ) -> Result<Response, UiError> {
-    let org = match org_of(&s) {
-        Ok(o) => o.to_string(),
-        Err(pick) => return Ok(pick.into_response()),
-    };
+    let org = org_or_pick!(s);
     let rows = rows(&state, &s, &org, &q)?;
     let operator = s.principal.role >= Role::Operator;
     let toggled = q
@@ -373,6 +370,20 @@ pub struct ToggleForm {
     back: String,
 }
 
+/// The org a one-click action acts in, after the CSRF check: none picked yet is a 409
+/// (in JSON when `json`).
+fn action_org(
+    s: &UiSession,
+    headers: &HeaderMap,
+    csrf: &str,
+    json: bool,
+) -> Result<String, UiError> {
+    check_csrf(s, headers, Some(csrf))?;
+    s.org
+        .clone()
+        .ok_or_else(|| UiError::new(StatusCode::CONFLICT, "pick an organisation first").json(json))
+}
+
 /// `POST /connectors/{id}/enabled`: one-click enable/disable.
 pub async fn toggle_handler(
     State(state): State<AppState>,
@@ -382,10 +393,7 @@ pub async fn toggle_handler(
     Form(form): Form<ToggleForm>,
 ) -> Result<Response, UiError> {
     let json = wants_json(&headers);
-    check_csrf(&s, &headers, Some(&form.csrf))?;
-    let org = s.org.clone().ok_or_else(|| {
-        UiError::new(StatusCode::CONFLICT, "pick an organisation first").json(json)
-    })?;
+    let org = action_org(&s, &headers, &form.csrf, json)?;
     let enabled = match form.enabled.as_str() {
         "true" => true,
         "false" => false,
@@ -465,10 +473,7 @@ pub async fn test_handler(
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, UiError> {
     let json = wants_json(&headers);
-    check_csrf(&s, &headers, Some(&form.csrf))?;
-    let org = s.org.clone().ok_or_else(|| {
-        UiError::new(StatusCode::CONFLICT, "pick an organisation first").json(json)
-    })?;
+    let org = action_org(&s, &headers, &form.csrf, json)?;
     let rec = state
         .service()
         .get_connector(&s.principal, &org, &id)

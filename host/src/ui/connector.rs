@@ -17,7 +17,7 @@ use super::credentials;
 use super::layout::{Section, csrf_field, notice, page, when};
 use super::schema_form::{self, Field};
 use super::session::UiSession;
-use super::{UiError, check_csrf, html_response, org_of};
+use super::{UiError, check_csrf, html_response, org_or_pick};
 use crate::api::AppState;
 use crate::config_schema::FieldError;
 use crate::management::model::{ConnectorRecord, LastTest, Role};
@@ -283,10 +283,7 @@ pub async fn page_handler(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, UiError> {
-    let org = match org_of(&s) {
-        Ok(o) => o.to_string(),
-        Err(pick) => return Ok(pick.into_response()),
-    };
+    let org = org_or_pick!(s);
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let mut form = FormState::default();
     if q.toggled.is_some() {
@@ -331,10 +328,7 @@ pub async fn config_handler(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, UiError> {
     check_csrf(&s, &headers, csrf_of(&form))?;
-    let org = match org_of(&s) {
-        Ok(o) => o.to_string(),
-        Err(pick) => return Ok(pick.into_response()),
-    };
+    let org = org_or_pick!(s);
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let manifest = manifest_of(&state, &rec).ok_or_else(|| {
         UiError::new(
@@ -419,10 +413,7 @@ pub async fn access_handler(
     Form(form): Form<AccessForm>,
 ) -> Result<Response, UiError> {
     check_csrf(&s, &headers, Some(&form.csrf))?;
-    let org = match org_of(&s) {
-        Ok(o) => o.to_string(),
-        Err(pick) => return Ok(pick.into_response()),
-    };
+    let org = org_or_pick!(s);
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let grants: Vec<String> = form
         .grants
@@ -527,10 +518,7 @@ pub async fn upgrade_preview(
     Path(id): Path<String>,
     Query(q): Query<UpgradeQuery>,
 ) -> Result<Response, UiError> {
-    let org = match org_of(&s) {
-        Ok(o) => o.to_string(),
-        Err(pick) => return Ok(pick.into_response()),
-    };
+    let org = org_or_pick!(s);
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let new = state
         .service()
@@ -590,10 +578,7 @@ pub async fn upgrade_handler(
     Form(form): Form<UpgradeForm>,
 ) -> Result<Response, UiError> {
     check_csrf(&s, &headers, Some(&form.csrf))?;
-    let org = match org_of(&s) {
-        Ok(o) => o.to_string(),
-        Err(pick) => return Ok(pick.into_response()),
-    };
+    let org = org_or_pick!(s);
     let patch = ConnectorPatch {
         plugin_version: Some(form.version),
         ..ConnectorPatch::default()

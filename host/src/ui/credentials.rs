@@ -17,7 +17,7 @@ use super::connector::{FormState, render};
 use super::layout::csrf_field;
 use super::session::UiSession;
 use super::words::credential_kind_label;
-use super::{UiError, check_csrf, org_of};
+use super::{UiError, check_csrf, org_or_pick};
 use crate::api::AppState;
 use crate::management::model::{ConnectorRecord, Role};
 use crate::management::{ConnectorPatch, ServiceError};
@@ -254,10 +254,7 @@ pub async fn set_handler(
             .unwrap_or_default()
     };
     check_csrf(&s, &headers, Some(&get("_csrf")))?;
-    let org = match org_of(&s) {
-        Ok(o) => o.to_string(),
-        Err(pick) => return Ok(pick.into_response()),
-    };
+    let org = org_or_pick!(s);
     let rec = state.service().get_connector(&s.principal, &org, &id)?;
     let kind = get("kind");
     let name = get("name");

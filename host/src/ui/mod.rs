@@ -246,6 +246,18 @@ pub fn org_of(s: &UiSession) -> Result<&str, PickOrg> {
     s.org.as_deref().ok_or(PickOrg)
 }
 
+/// In a handler answering `Result<Response, UiError>`: the org in view as a `String`, or
+/// return the org picker ([`PickOrg`]) from the handler.
+macro_rules! org_or_pick {
+    ($session:expr) => {
+        match $crate::ui::org_of(&$session) {
+            Ok(o) => o.to_string(),
+            Err(pick) => return Ok(axum::response::IntoResponse::into_response(pick)),
+        }
+    };
+}
+pub(crate) use org_or_pick;
+
 // ----- sign-in, sign-out, organisation picker ---------------------------------------------
 
 fn login_markup(error: Option<&str>) -> Markup {

@@ -251,11 +251,7 @@ impl ManagementService {
         for v in &forget {
             self.vault.forget_version(org, name, v);
         }
-        let bound = self
-            .bindings_by_credential(org)?
-            .remove(name)
-            .unwrap_or_default();
-        Ok((self.metadata(&cred, bound), created))
+        Ok((self.bound_metadata(org, name, &cred)?, created))
     }
 
     /// Credentials of an org (viewer): metadata only.
@@ -282,11 +278,7 @@ impl ManagementService {
         self.scope(p, org)?;
         Self::require(p, Role::Viewer, "reading credentials")?;
         let c = self.stored_credential(org, name)?;
-        let bound = self
-            .bindings_by_credential(org)?
-            .remove(name)
-            .unwrap_or_default();
-        Ok(self.metadata(&c, bound))
+        self.bound_metadata(org, name, &c)
     }
 
     /// Delete a credential with every version (operator). Refused while connectors are
@@ -384,17 +376,7 @@ impl ManagementService {
             .await
             {
                 Ok(r) => r,
-                Err(e) => TestReport {
-                    ok: false,
-                    latency_ms: 0,
-                    stages: vec![crate::runtime::TestStage {
-                        name: "plugin".into(),
-                        ok: false,
-                        message: e.to_string(),
-                        latency_ms: None,
-                    }],
-                    sample: Vec::new(),
-                },
+                Err(e) => plugin_failure_report(&e),
             };
             let failure = if report.ok {
                 None
@@ -456,35 +438,15 @@ impl ManagementService {
         let old = c.version(c.promoted).cloned();
         c.previous = Some(c.promoted);
         c.promoted = pending;
-        c.updated_at = now();
-        c.updated_by = p.actor();
-        c.prune();
-        let audit = self.audit_op(
-            &p.actor(),
-            Some(org),
-            "credential.promote",
-            &format!("credential/{name}"),
-            "ok",
-            serde_json::json!({"version": pending, "previous": c.previous}),
-        )?;
-        self.store.apply(vec![
-            WriteOp::put_json(credential_key(org, name), &c)?,
-            audit,
-        ])?;
-        if let Some(old) = old {
-            self.vault.forget_version(org, name, &old);
-        }
+        let detail = serde_json::json!({"version": pending, "previous": c.previous});
+        self.store_version_change(p, org, name, &mut c, "credential.promote", detail, old)?;
         tracing::info!(
             org,
             credential = name,
             version = pending,
             "credential version promoted"
         );
-        let bound = self
-            .bindings_by_credential(org)?
-            .remove(name)
-            .unwrap_or_default();
-        Ok(self.metadata(&c, bound))
+        self.bound_metadata(org, name, &c)
     }
 
     /// Return to the previous version (operator); the rolled-back version is dropped with
@@ -507,35 +469,64 @@ impl ManagementService {
         let dropped = c.version(c.promoted).cloned();
         let from = c.promoted;
         c.promoted = prev;
-        c.updated_at = now();
-        c.updated_by = p.actor();
-        c.prune();
-        let audit = self.audit_op(
-            &p.actor(),
-            Some(org),
-            "credential.rollback",
-            &format!("credential/{name}"),
-            "ok",
-            serde_json::json!({"from": from, "to": prev}),
-        )?;
-        self.store.apply(vec![
-            WriteOp::put_json(credential_key(org, name), &c)?,
-            audit,
-        ])?;
-        if let Some(d) = dropped {
-            self.vault.forget_version(org, name, &d);
-        }
+        let detail = serde_json::json!({"from": from, "to": prev});
+        self.store_version_change(p, org, name, &mut c, "credential.rollback", detail, dropped)?;
         tracing::info!(
             org,
             credential = name,
             version = prev,
             "credential rolled back"
         );
+        self.bound_metadata(org, name, &c)
+    }
+
+    /// Stamp, prune and store a credential whose promoted version changed, with its audit
+    /// record `action` (carrying `detail`) in one batch; then forget the key material of
+    /// the replaced version `dropped` (its OAuth token).
+    #[allow(clippy::too_many_arguments)]
+    fn store_version_change(
+        &self,
+        p: &Principal,
+        org: &str,
+        name: &str,
+        c: &mut StoredCredential,
+        action: &str,
+        detail: serde_json::Value,
+        dropped: Option<StoredVersion>,
+    ) -> Result<()> {
+        c.updated_at = now();
+        c.updated_by = p.actor();
+        c.prune();
+        let audit = self.audit_op(
+            &p.actor(),
+            Some(org),
+            action,
+            &format!("credential/{name}"),
+            "ok",
+            detail,
+        )?;
+        self.store.apply(vec![
+            WriteOp::put_json(credential_key(org, name), &*c)?,
+            audit,
+        ])?;
+        if let Some(d) = dropped {
+            self.vault.forget_version(org, name, &d);
+        }
+        Ok(())
+    }
+
+    /// The metadata of credential `name` with the connectors bound to it.
+    fn bound_metadata(
+        &self,
+        org: &str,
+        name: &str,
+        c: &StoredCredential,
+    ) -> Result<CredentialMetadata> {
         let bound = self
             .bindings_by_credential(org)?
             .remove(name)
             .unwrap_or_default();
-        Ok(self.metadata(&c, bound))
+        Ok(self.metadata(c, bound))
     }
 
     /// Promoted credentials of `org` expiring within `within` (or expired), for health
