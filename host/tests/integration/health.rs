@@ -25,7 +25,7 @@ use portcullis_e2e::artifacts::{REST_GENERIC, TRAP};
 use portcullis_e2e::simulators::{Auth, Failure, PagedApi, PagedApiConfig, RateLimit};
 use serde_json::{Value, json};
 
-use crate::app::{ADMIN, call};
+use crate::app::{self, ADMIN, call};
 use crate::pytools;
 
 const ORG: &str = "acme";
@@ -651,46 +651,12 @@ async fn a_crash_loop_disables_the_connector_unless_an_admin_switched_the_policy
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
-/// A host on a real socket, stoppable gracefully (so it can start again on the same
-/// data directory in this process).
-struct Host {
-    state: AppState,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Host {
-    async fn start(cfg: &ServerConfig) -> Host {
-        let started = start(cfg, Some(ADMIN)).await.unwrap();
-        let state = started.state.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            portcullis::server::serve_on(listener, started, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Host {
-            state,
-            stop: tx,
-            server,
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        self.server.await.unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn health_and_its_history_survive_a_restart() {
     let tmp = portcullis_e2e::temp_dir();
     let cfg = config(tmp.path());
     let api = upstream();
-    let host = Host::start(&cfg).await;
+    let host = app::serve_config(&cfg).await;
     create_org(&host.state).await;
     let id = feed(&host.state, "feed", &api).await;
     wait_health(&host.state, &id, "healthy", None).await;
@@ -701,7 +667,7 @@ async fn health_and_its_history_survive_a_restart() {
 
     // The same data directory in a fresh host: the persisted health shows at once, the
     // history is intact, and the still-refused polls do not add a transition.
-    let host = Host::start(&cfg).await;
+    let host = app::serve_config(&cfg).await;
     let h = health(&host.state, &id).await;
     assert_eq!(h["health"]["state"], "failing", "{h:#}");
     assert_eq!(h["health"]["reasons"][0], "AUTH_FAILED", "{h:#}");

@@ -17,7 +17,7 @@ use portcullis::event::Event;
 use portcullis::ingest::delivery::StaticSinks;
 use portcullis::ingest::observe::{IngestObservation, IngestObserver};
 use portcullis::ingest::sink::{EventSink, SinkBatch, SinkError};
-use portcullis::server::{ServerConfig, start};
+use portcullis::server::ServerConfig;
 use portcullis_e2e::simulators::PagedApiConfig;
 use serde_json::{Value, json};
 
@@ -30,40 +30,6 @@ fn ingest_config(dir: &Path, scale: f64) -> ServerConfig {
     let mut c = app::config(dir);
     c.ingest.schedule_scale = scale;
     c
-}
-
-/// A host on a real socket, stoppable gracefully (so it can be started again on the
-/// same data directory in this process).
-struct Host {
-    state: AppState,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Host {
-    async fn start(cfg: &ServerConfig) -> Host {
-        let started = start(cfg, Some(ADMIN)).await.unwrap();
-        let state = started.state.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            portcullis::server::serve_on(listener, started, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Host {
-            state,
-            stop: tx,
-            server,
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        self.server.await.unwrap();
-    }
 }
 
 /// rest-generic over the simulator's Link-header endpoint, incremental window.
@@ -186,7 +152,7 @@ async fn polls_on_schedule_and_resumes_from_the_cursor_after_a_restart() {
     let base = api.base_url();
     let cfg = ingest_config(tmp.path(), 0.01);
 
-    let host = Host::start(&cfg).await;
+    let host = app::serve_config(&cfg).await;
     create_org(&host.state, ORG).await;
     let id = create_connector(&host.state, "feed", &base, 20, true).await;
     wait_for("the 100 records", || async { stored(&host.state) == 100 }).await;
@@ -210,7 +176,7 @@ async fn polls_on_schedule_and_resumes_from_the_cursor_after_a_restart() {
     // Ten new upstream records while the host is down.
     api.append_generated(10);
     api.log().clear();
-    let host = Host::start(&cfg).await;
+    let host = app::serve_config(&cfg).await;
     wait_for("the 10 new records", || async {
         stored(&host.state) == 110
     })
@@ -274,7 +240,7 @@ async fn no_event_reaches_a_sink_after_disable_returned() {
     });
     let base = api.base_url();
     // PT10S → 10 ms.
-    let host = Host::start(&ingest_config(tmp.path(), 0.001)).await;
+    let host = app::serve_config(&ingest_config(tmp.path(), 0.001)).await;
     let pipeline = host.state.ingest().unwrap().pipeline.clone();
     let sink = Arc::new(ArrivalSink::default());
     pipeline.set_sink_resolver(Arc::new(StaticSinks(vec![
@@ -369,7 +335,7 @@ async fn a_slow_sink_pauses_polling_instead_of_queueing() {
     let base = api.base_url();
     let mut cfg = ingest_config(tmp.path(), 0.001);
     cfg.ingest.max_inflight_batches = 1;
-    let host = Host::start(&cfg).await;
+    let host = app::serve_config(&cfg).await;
     let pipeline = host.state.ingest().unwrap().pipeline.clone();
     let sink = Arc::new(GatedSink {
         permits: tokio::sync::Semaphore::new(0),
@@ -430,7 +396,7 @@ async fn events_api_filters_pages_and_keeps_orgs_apart() {
     let tmp = portcullis_e2e::temp_dir();
     let api = portcullis_e2e::paged_api(PagedApiConfig::default());
     let base = api.base_url();
-    let host = Host::start(&ingest_config(tmp.path(), 0.01)).await;
+    let host = app::serve_config(&ingest_config(tmp.path(), 0.01)).await;
     let state = &host.state;
     create_org(state, ORG).await;
     create_org(state, "other").await;

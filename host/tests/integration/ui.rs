@@ -67,6 +67,16 @@ pub async fn browse(
     }
 }
 
+/// A signed-in `GET` of a page.
+pub async fn get_page(state: &AppState, uri: &str, cookie: &str) -> Page {
+    browse(state, "GET", uri, Some(cookie), None, &[]).await
+}
+
+/// A signed-in form `POST`.
+pub async fn post_form(state: &AppState, uri: &str, cookie: &str, form: &[(&str, &str)]) -> Page {
+    browse(state, "POST", uri, Some(cookie), Some(form), &[]).await
+}
+
 fn serde_urlencoded_pairs(f: &[(&str, &str)]) -> String {
     f.iter()
         .map(|(k, v)| {
@@ -232,7 +242,7 @@ async fn sign_in_sets_a_strict_http_only_session_cookie_and_sign_out_ends_it() {
             .contains("; Secure")
     );
 
-    let p = browse(&o.state, "GET", "/", Some(&cookie), None, &[]).await;
+    let p = get_page(&o.state, "/", &cookie).await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("operator token"));
     assert!(
@@ -241,15 +251,7 @@ async fn sign_in_sets_a_strict_http_only_session_cookie_and_sign_out_ends_it() {
     );
 
     let csrf = csrf_in(&p.body);
-    let p = browse(
-        &o.state,
-        "POST",
-        "/logout",
-        Some(&cookie),
-        Some(&[("_csrf", &csrf)]),
-        &[],
-    )
-    .await;
+    let p = post_form(&o.state, "/logout", &cookie, &[("_csrf", &csrf)]).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert!(
         p.headers[header::SET_COOKIE]
@@ -257,7 +259,7 @@ async fn sign_in_sets_a_strict_http_only_session_cookie_and_sign_out_ends_it() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    let p = browse(&o.state, "GET", "/", Some(&cookie), None, &[]).await;
+    let p = get_page(&o.state, "/", &cookie).await;
     assert_eq!(
         p.status,
         StatusCode::SEE_OTHER,
@@ -282,9 +284,7 @@ async fn a_revoked_token_ends_its_sessions() {
     let token_id = r.body["id"].as_str().unwrap().to_string();
     let (cookie, _) = sign_in(&o.state, &token).await;
     assert_eq!(
-        browse(&o.state, "GET", "/", Some(&cookie), None, &[])
-            .await
-            .status,
+        get_page(&o.state, "/", &cookie).await.status,
         StatusCode::OK
     );
     let r = call(
@@ -296,7 +296,7 @@ async fn a_revoked_token_ends_its_sessions() {
     )
     .await;
     assert!(r.status.is_success(), "{:?}", r.body);
-    let p = browse(&o.state, "GET", "/", Some(&cookie), None, &[]).await;
+    let p = get_page(&o.state, "/", &cookie).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
 }
 
@@ -311,7 +311,7 @@ async fn pages_carry_security_headers_and_the_script_is_a_file() {
         "/plugins",
         &format!("/connectors/{}", o.connectors[0]),
     ] {
-        let p = browse(&o.state, "GET", uri, Some(&cookie), None, &[]).await;
+        let p = get_page(&o.state, uri, &cookie).await;
         let csp = p.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(
             csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
@@ -342,7 +342,7 @@ async fn state_changing_forms_need_the_session_csrf_token() {
     let o = org(dir.path(), &["feed"]).await;
     let id = &o.connectors[0];
     let (cookie, _) = sign_in(&o.state, &o.tokens["operator"]).await;
-    let page = browse(&o.state, "GET", "/", Some(&cookie), None, &[]).await;
+    let page = get_page(&o.state, "/", &cookie).await;
     let csrf = csrf_in(&page.body);
     let uri = format!("/connectors/{id}/enabled");
     let enabled = |state: AppState| {
@@ -364,7 +364,7 @@ async fn state_changing_forms_need_the_session_csrf_token() {
 
     // No token, a wrong token, another session's token, a foreign origin: all refused.
     let (other_cookie, _) = sign_in(&o.state, &o.tokens["operator"]).await;
-    let other_page = browse(&o.state, "GET", "/", Some(&other_cookie), None, &[]).await;
+    let other_page = get_page(&o.state, "/", &other_cookie).await;
     let other_csrf = csrf_in(&other_page.body);
     assert_ne!(other_csrf, csrf, "one CSRF token per session");
     for (form, extra) in [
@@ -428,15 +428,7 @@ async fn state_changing_forms_need_the_session_csrf_token() {
     assert!(enabled(o.state.clone()).await);
 
     // The no-JS undo notice offers the inverse action.
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/?toggled={id}"),
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/?toggled={id}"), &cookie).await;
     assert!(p.body.contains("is now enabled"));
     assert!(p.body.contains(">Undo<"));
 }
@@ -448,22 +440,14 @@ async fn the_role_decides_what_is_shown_and_allowed() {
     let id = &o.connectors[0];
 
     let (op, _) = sign_in(&o.state, &o.tokens["operator"]).await;
-    let p = browse(&o.state, "GET", "/", Some(&op), None, &[]).await;
+    let p = get_page(&o.state, "/", &op).await;
     assert_eq!(p.body.matches("role=\"switch\"").count(), 2);
     assert_eq!(p.body.matches("/test\"").count(), 2);
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}"),
-        Some(&op),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/connectors/{id}"), &op).await;
     assert!(p.body.contains("Save configuration"));
 
     let (viewer, _) = sign_in(&o.state, &o.tokens["viewer"]).await;
-    let p = browse(&o.state, "GET", "/", Some(&viewer), None, &[]).await;
+    let p = get_page(&o.state, "/", &viewer).await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("feed one") && p.body.contains("feed two"));
     assert!(
@@ -473,67 +457,53 @@ async fn the_role_decides_what_is_shown_and_allowed() {
     assert!(!p.body.contains("/enabled\""), "no toggle forms");
     assert!(!p.body.contains("/test\""), "no test buttons");
     assert!(p.body.contains("Read-only"));
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}"),
-        Some(&viewer),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/connectors/{id}"), &viewer).await;
     assert!(!p.body.contains("Save configuration"));
     assert!(
         !p.body.contains("method=\"post\" action=\"/connectors"),
         "no forms for a viewer"
     );
-    let p = browse(&o.state, "GET", "/plugins", Some(&viewer), None, &[]).await;
+    let p = get_page(&o.state, "/plugins", &viewer).await;
     assert!(!p.body.contains("Install a plugin") && !p.body.contains("Unload"));
 
     // Even a forged request with the viewer's own CSRF token is refused by the role.
     let csrf = csrf_in(&p.body);
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &format!("/connectors/{id}/enabled"),
-        Some(&viewer),
-        Some(&[("enabled", "false"), ("_csrf", &csrf)]),
-        &[],
+        &viewer,
+        &[("enabled", "false"), ("_csrf", &csrf)],
     )
     .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
 
     // The platform admin has no org: it picks one, then sees the catalogue and plugin forms.
     let (admin, _) = sign_in(&o.state, ADMIN).await;
-    let p = browse(&o.state, "GET", "/", Some(&admin), None, &[]).await;
+    let p = get_page(&o.state, "/", &admin).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert_eq!(p.location(), "/orgs");
-    let p = browse(&o.state, "GET", "/orgs", Some(&admin), None, &[]).await;
+    let p = get_page(&o.state, "/orgs", &admin).await;
     assert!(p.body.contains("value=\"acme\""));
     let csrf = csrf_in(&p.body);
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         "/org",
-        Some(&admin),
-        Some(&[("_csrf", &csrf), ("org", "nope")]),
-        &[],
+        &admin,
+        &[("_csrf", &csrf), ("org", "nope")],
     )
     .await;
     assert_eq!(p.status, StatusCode::NOT_FOUND);
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         "/org",
-        Some(&admin),
-        Some(&[("_csrf", &csrf), ("org", "acme")]),
-        &[],
+        &admin,
+        &[("_csrf", &csrf), ("org", "acme")],
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
-    let p = browse(&o.state, "GET", "/", Some(&admin), None, &[]).await;
+    let p = get_page(&o.state, "/", &admin).await;
     assert!(p.body.contains("Connectors of acme") && p.body.contains("feed two"));
-    let p = browse(&o.state, "GET", "/plugins", Some(&admin), None, &[]).await;
+    let p = get_page(&o.state, "/plugins", &admin).await;
     assert!(p.body.contains("Install a plugin") && p.body.contains("Unload rest-generic"));
     assert!(
         p.body.contains("Can use a credential"),
@@ -549,14 +519,14 @@ async fn hostile_names_are_escaped_everywhere() {
     let id = &o.connectors[0];
     let (cookie, _) = sign_in(&o.state, &o.tokens["operator"]).await;
     for uri in ["/".to_string(), format!("/connectors/{id}")] {
-        let p = browse(&o.state, "GET", &uri, Some(&cookie), None, &[]).await;
+        let p = get_page(&o.state, &uri, &cookie).await;
         assert_eq!(p.status, StatusCode::OK);
         assert!(!p.body.contains("<script>alert"), "{uri}");
         assert!(!p.body.contains("<img src=x"), "{uri}");
         assert!(p.body.contains("&lt;script&gt;alert('x')&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&quot;'&amp;"), "{uri}");
     }
     // And in the JSON the script reads (JSON-escaped; the script writes it as text).
-    let p = browse(&o.state, "GET", "/catalogue.json", Some(&cookie), None, &[]).await;
+    let p = get_page(&o.state, "/catalogue.json", &cookie).await;
     let v: serde_json::Value = serde_json::from_str(&p.body).unwrap();
     assert_eq!(v["connectors"][0]["name"], hostile);
 }
@@ -577,7 +547,7 @@ async fn the_catalogue_reads_without_javascript_and_filters_with_a_plain_form() 
     let (cookie, _) = sign_in(&o.state, &o.tokens["viewer"]).await;
 
     // Everything a reader needs is in the HTML itself: rows, category, plugin, health.
-    let p = browse(&o.state, "GET", "/", Some(&cookie), None, &[]).await;
+    let p = get_page(&o.state, "/", &cookie).await;
     assert_eq!(p.body.matches("<tr data-id=").count(), 3);
     assert!(p.body.contains("Custom API"));
     assert!(p.body.contains("rest-generic"));
@@ -586,41 +556,17 @@ async fn the_catalogue_reads_without_javascript_and_filters_with_a_plain_form() 
     assert!(p.body.contains("data-health=\"unknown\""));
     assert!(p.body.contains("<form class=\"filters\" method=\"get\""));
 
-    let p = browse(
-        &o.state,
-        "GET",
-        "/?status=disabled&category=&health=",
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, "/?status=disabled&category=&health=", &cookie).await;
     assert_eq!(p.body.matches("<tr data-id=").count(), 1);
     assert!(p.body.contains("beta feed") && !p.body.contains("alpha feed"));
-    let p = browse(
-        &o.state,
-        "GET",
-        "/?health=unknown",
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, "/?health=unknown", &cookie).await;
     assert_eq!(p.body.matches("<tr data-id=").count(), 2);
-    let p = browse(&o.state, "GET", "/?category=siem", Some(&cookie), None, &[]).await;
+    let p = get_page(&o.state, "/?category=siem", &cookie).await;
     assert_eq!(p.body.matches("<tr data-id=").count(), 0);
     assert!(p.body.contains("No connector matches"));
 
     // The JSON behind the live refresh has the same rows.
-    let p = browse(
-        &o.state,
-        "GET",
-        "/catalogue.json?status=enabled",
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, "/catalogue.json?status=enabled", &cookie).await;
     let v: serde_json::Value = serde_json::from_str(&p.body).unwrap();
     assert_eq!(v["connectors"].as_array().unwrap().len(), 2);
     assert_eq!(v["connectors"][0]["category"], "custom-api");
@@ -643,15 +589,7 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
     let o = org(dir.path(), &["feed"]).await;
     let id = &o.connectors[0];
     let (cookie, _) = sign_in(&o.state, &o.tokens["operator"]).await;
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}"),
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/connectors/{id}"), &cookie).await;
     // rest-generic's schema: base_url is a required URI, page_size an integer, query an object.
     assert!(p.body.contains("id=\"cfg-base_url\" type=\"url\""));
     assert!(p.body.contains("id=\"cfg-page_size\" type=\"number\""));
@@ -661,20 +599,18 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
     let uri = format!("/connectors/{id}/config");
 
     // Not a number and not JSON: caught by the form, shown at the fields.
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &uri,
-        Some(&cookie),
-        Some(&[
+        &cookie,
+        &[
             ("_csrf", &csrf),
             ("cfg.base_url", "https://api.example.com"),
             ("cfg.path", "/alerts"),
             ("cfg.id", "/id"),
             ("cfg.page_size", "lots"),
             ("cfg.query", "{oops"),
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -687,18 +623,16 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
     );
 
     // Rejected by the plugin's schema/validate-config: its field path lands at the field.
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &uri,
-        Some(&cookie),
-        Some(&[
+        &cookie,
+        &[
             ("_csrf", &csrf),
             ("cfg.base_url", "ftp://files.example.com"),
             ("cfg.path", "/alerts"),
             ("cfg.id", "/id"),
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
@@ -714,12 +648,11 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
     assert_eq!(rec.body["revision"], 1, "nothing saved");
 
     // A valid change is a new revision with the author shown on the page.
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &uri,
-        Some(&cookie),
-        Some(&[
+        &cookie,
+        &[
             ("_csrf", &csrf),
             ("cfg.base_url", "https://api.example.com"),
             ("cfg.path", "/v2/alerts"),
@@ -727,8 +660,7 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
             ("cfg.credential", "\"api\""),
             ("cfg.page_size_param", "per_page"),
             ("cfg.page_size", "25"),
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
@@ -743,31 +675,21 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
     assert_eq!(rec.body["revision"], 2);
     assert_eq!(rec.body["config"]["path"], "/v2/alerts");
     assert_eq!(rec.body["config"]["page_size"], 25);
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}?saved=config"),
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/connectors/{id}?saved=config"), &cookie).await;
     assert!(p.body.contains("Configuration saved"));
     assert!(p.body.contains("operator token"), "revision author");
     assert!(p.body.contains("connector.updated"), "audit trail");
 
     // Grants outside what the plugin requests or a bad schedule: inline errors too.
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &format!("/connectors/{id}/access"),
-        Some(&cookie),
-        Some(&[
+        &cookie,
+        &[
             ("_csrf", &csrf),
             ("grants", "not a pattern"),
             ("schedule", "5 minutes"),
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -828,15 +750,13 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
     let dir = tempfile::tempdir().unwrap();
     let o = org(dir.path(), &[]).await;
     let (admin, _) = sign_in(&o.state, ADMIN).await;
-    let p = browse(&o.state, "GET", "/orgs", Some(&admin), None, &[]).await;
+    let p = get_page(&o.state, "/orgs", &admin).await;
     let csrf = csrf_in(&p.body);
-    browse(
+    post_form(
         &o.state,
-        "POST",
         "/org",
-        Some(&admin),
-        Some(&[("_csrf", &csrf), ("org", "acme")]),
-        &[],
+        &admin,
+        &[("_csrf", &csrf), ("org", "acme")],
     )
     .await;
     let noop = std::fs::read(NOOP).unwrap();
@@ -898,23 +818,12 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
     );
 
     // The connector page offers the other version; the preview shows the capability diff.
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}"),
-        Some(&admin),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/connectors/{id}"), &admin).await;
     assert!(p.body.contains("Review capability changes"));
-    let p = browse(
+    let p = get_page(
         &o.state,
-        "GET",
         &format!("/connectors/{id}/upgrade?version=0.2.0"),
-        Some(&admin),
-        None,
-        &[],
+        &admin,
     )
     .await;
     assert_eq!(p.status, StatusCode::OK);
@@ -937,13 +846,11 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
         r.body["plugin"]["version"], "0.1.0",
         "previewing changes nothing"
     );
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &format!("/connectors/{id}/upgrade"),
-        Some(&admin),
-        Some(&[("_csrf", &csrf), ("version", "0.2.0")]),
-        &[],
+        &admin,
+        &[("_csrf", &csrf), ("version", "0.2.0")],
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
@@ -960,24 +867,14 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
 
     // Unload: refused while in use, then forced (its connector is disabled first).
     let uri = "/plugins/noop/unload";
-    let p = browse(
-        &o.state,
-        "POST",
-        uri,
-        Some(&admin),
-        Some(&[("_csrf", &csrf), ("version", "")]),
-        &[],
-    )
-    .await;
+    let p = post_form(&o.state, uri, &admin, &[("_csrf", &csrf), ("version", "")]).await;
     assert_eq!(p.status, StatusCode::CONFLICT);
     assert!(p.body.contains("is used by 1 connector"));
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         uri,
-        Some(&admin),
-        Some(&[("_csrf", &csrf), ("version", ""), ("force", "true")]),
-        &[],
+        &admin,
+        &[("_csrf", &csrf), ("version", ""), ("force", "true")],
     )
     .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
@@ -985,7 +882,7 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
 
     // An operator cannot upload at all.
     let (op, _) = sign_in(&o.state, &o.tokens["operator"]).await;
-    let page = browse(&o.state, "GET", "/plugins", Some(&op), None, &[]).await;
+    let page = get_page(&o.state, "/plugins", &op).await;
     let op_csrf = csrf_in(&page.body);
     let p = upload(
         &o.state,
@@ -1002,15 +899,7 @@ async fn secrets_are_write_only_in_the_panel() {
     let o = org(dir.path(), &["feed"]).await;
     let id = &o.connectors[0];
     let (cookie, _) = sign_in(&o.state, &o.tokens["operator"]).await;
-    let page = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}"),
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let page = get_page(&o.state, &format!("/connectors/{id}"), &cookie).await;
     assert!(
         !page.body.contains("example-secret-token-value"),
         "the stored secret is never rendered"
@@ -1021,19 +910,17 @@ async fn secrets_are_write_only_in_the_panel() {
 
     // A refused write: the error names the field, the page never echoes the secret.
     let secret = "panel-typed-secret-7f3a";
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &uri,
-        Some(&cookie),
-        Some(&[
+        &cookie,
+        &[
             ("_csrf", &csrf),
             ("name", "feed-key"),
             ("kind", "api-key"),
             ("key", secret),
             ("hosts", "https://api.example.com"),
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
@@ -1041,29 +928,24 @@ async fn secrets_are_write_only_in_the_panel() {
     assert!(p.body.contains("id=\"cred-api-error\""));
 
     // Replace the bound credential's secret: a new version, never shown.
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &uri,
-        Some(&cookie),
-        Some(&[
+        &cookie,
+        &[
             ("_csrf", &csrf),
             ("name", "example-token"),
             ("kind", "bearer"),
             ("token", secret),
             ("hosts", "https://api.example.com"),
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let p = browse(
+    let p = get_page(
         &o.state,
-        "GET",
         &format!("/connectors/{id}?saved=credential"),
-        Some(&cookie),
-        None,
-        &[],
+        &cookie,
     )
     .await;
     assert!(p.body.contains("Secret stored"));
@@ -1075,20 +957,18 @@ async fn secrets_are_write_only_in_the_panel() {
     );
 
     // A new credential for the slot: stored, then bound (a new revision).
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &uri,
-        Some(&cookie),
-        Some(&[
+        &cookie,
+        &[
             ("_csrf", &csrf),
             ("name", "feed-basic"),
             ("kind", "basic"),
             ("username", "svc"),
             ("password", secret),
             ("hosts", "https://api.example.com"),
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
@@ -1101,52 +981,34 @@ async fn secrets_are_write_only_in_the_panel() {
     )
     .await;
     assert_eq!(r.body["credentials"]["api"], "feed-basic");
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}"),
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/connectors/{id}"), &cookie).await;
     assert!(
         p.body.contains("value=\"svc\""),
         "non-secret fields may show"
     );
     assert!(!p.body.contains(secret));
     for path in ["/", "/plugins", "/catalogue.json"] {
-        let p = browse(&o.state, "GET", path, Some(&cookie), None, &[]).await;
+        let p = get_page(&o.state, path, &cookie).await;
         assert!(!p.body.contains(secret), "{path}");
     }
 
     // A viewer sees the binding but no form, and cannot post one.
     let (viewer, _) = sign_in(&o.state, &o.tokens["viewer"]).await;
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}"),
-        Some(&viewer),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/connectors/{id}"), &viewer).await;
     assert!(p.body.contains("feed-basic") && !p.body.contains("form class=\"credential\""));
     let vcsrf = csrf_in(&p.body);
-    let p = browse(
+    let p = post_form(
         &o.state,
-        "POST",
         &uri,
-        Some(&viewer),
-        Some(&[
+        &viewer,
+        &[
             ("_csrf", &vcsrf),
             ("name", "feed-basic"),
             ("kind", "basic"),
             ("username", "x"),
             ("password", "y"),
             ("hosts", ""),
-        ]),
-        &[],
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
@@ -1173,25 +1035,17 @@ async fn health_reasons_read_in_words_filter_and_show_in_the_history() {
         .await
         .unwrap();
     let (cookie, _) = sign_in(&o.state, &o.tokens["viewer"]).await;
-    let p = browse(&o.state, "GET", "/", Some(&cookie), None, &[]).await;
+    let p = get_page(&o.state, "/", &cookie).await;
     assert!(
         p.body.contains("Degraded — duplicate flood 92 %"),
         "{}",
         p.body
     );
     assert!(p.body.contains("class=\"health health-degraded\""));
-    let p = browse(
-        &o.state,
-        "GET",
-        "/?health=degraded",
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, "/?health=degraded", &cookie).await;
     assert_eq!(p.body.matches("<tr data-id=").count(), 1);
     assert!(p.body.contains("flooding siem") && !p.body.contains("quiet feed"));
-    let p = browse(&o.state, "GET", "/catalogue.json", Some(&cookie), None, &[]).await;
+    let p = get_page(&o.state, "/catalogue.json", &cookie).await;
     let v: serde_json::Value = serde_json::from_str(&p.body).unwrap();
     let row = v["connectors"]
         .as_array()
@@ -1202,15 +1056,7 @@ async fn health_reasons_read_in_words_filter_and_show_in_the_history() {
         .clone();
     assert_eq!(row["health"], "degraded");
     assert_eq!(row["health_text"], "Degraded — duplicate flood 92 %");
-    let p = browse(
-        &o.state,
-        "GET",
-        &format!("/connectors/{id}"),
-        Some(&cookie),
-        None,
-        &[],
-    )
-    .await;
+    let p = get_page(&o.state, &format!("/connectors/{id}"), &cookie).await;
     assert!(
         p.body.contains("2026-11-23 10:00:00 UTC"),
         "health history row"

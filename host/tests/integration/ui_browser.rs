@@ -17,18 +17,11 @@ use portcullis_e2e::artifacts::{QRADAR_SIEM, THREATHAWK_SIEM};
 use portcullis_e2e::simulators::seed_world::{SeedWorld, THREATHAWK};
 use serde_json::{Value, json};
 
-use crate::app::{ADMIN, call};
+use crate::app::{ADMIN, Served, call, serve_config};
 use crate::browser::{Browser, Driver, artifacts_dir};
 
 /// A host with ingestion running fast (schedules scaled down), served on 127.0.0.1.
-struct Host {
-    url: String,
-    state: AppState,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-async fn serve_fast(dir: &Path) -> Host {
+async fn serve_fast(dir: &Path) -> Served {
     let mut config = crate::app::config(dir);
     for (file, name) in [
         (THREATHAWK_SIEM, "threathawk-siem"),
@@ -37,26 +30,7 @@ async fn serve_fast(dir: &Path) -> Host {
         std::fs::copy(file, config.plugin_dir.join(format!("{name}.wasm"))).unwrap();
     }
     config.ingest.schedule_scale = 0.02;
-    let started = portcullis::server::start(&config, Some(ADMIN))
-        .await
-        .unwrap();
-    let state = started.state.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        portcullis::server::serve_on(listener, started, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Host {
-        url,
-        state,
-        stop,
-        server,
-    }
+    serve_config(&config).await
 }
 
 async fn events_of(state: &AppState, id: &str) -> usize {
@@ -472,6 +446,5 @@ async fn the_panel_in_headless_chromium() {
     assert!(enabled(other.clone()).await, "undo without JavaScript");
     n.quit().await;
 
-    host.stop.send(()).unwrap();
-    host.server.await.unwrap();
+    host.stop().await;
 }

@@ -131,7 +131,13 @@ impl Served {
 
 /// Start a host on `dir` and serve it on 127.0.0.1.
 pub async fn serve(dir: &Path) -> Served {
-    let started = start(&config(dir), Some(ADMIN)).await.unwrap();
+    serve_config(&config(dir)).await
+}
+
+/// Start a host with `cfg` and serve it on 127.0.0.1 (stoppable gracefully, so it can
+/// start again on the same data directory in this process).
+pub async fn serve_config(cfg: &ServerConfig) -> Served {
+    let started = start(cfg, Some(ADMIN)).await.unwrap();
     let state = started.state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

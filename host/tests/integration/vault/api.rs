@@ -44,36 +44,15 @@ async fn credentials_are_write_only_versioned_org_scoped_and_role_checked() {
     assert!(fp.starts_with("kh:"), "{fp}");
 
     // Reads: metadata only, for viewers too; another org's token gets 404.
-    let r = call(
-        &state,
-        "GET",
-        "/v1/orgs/red/credentials/siem",
-        Some(&viewer),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", "/v1/orgs/red/credentials/siem", &viewer).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(!r.body.to_string().contains(SECRET));
     assert!(r.body.get("client_secret").is_none());
-    let r = call(
-        &state,
-        "GET",
-        "/v1/orgs/red/credentials",
-        Some(&viewer),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", "/v1/orgs/red/credentials", &viewer).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
-    let r = call(
-        &state,
-        "GET",
-        "/v1/orgs/red/credentials/siem",
-        Some(&blue),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", "/v1/orgs/red/credentials/siem", &blue).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = call(&state, "GET", "/v1/orgs/red/credentials", Some(&blue), None).await;
+    let r = call_as(&state, "GET", "/v1/orgs/red/credentials", &blue).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // A new secret is a pending version with another fingerprint; same secret, same
@@ -99,33 +78,24 @@ async fn credentials_are_write_only_versioned_org_scoped_and_role_checked() {
         r.body.get("pending_version").is_none(),
         "replaced pending dropped"
     );
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/red/credentials/siem/rollback",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["version"], 1);
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/red/credentials/siem/rollback",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    let r = call(
-        &state,
-        "POST",
-        "/v1/orgs/red/credentials/siem/promote",
-        Some(&op),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "POST", "/v1/orgs/red/credentials/siem/promote", &op).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "nothing pending");
 
     // Kind changes are refused; bad input names fields, never values.
@@ -256,62 +226,38 @@ async fn credentials_are_write_only_versioned_org_scoped_and_role_checked() {
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let id = create_connector(&state, &op, "red", app::connector_body("feed")).await;
-    let r = call(
-        &state,
-        "GET",
-        "/v1/orgs/red/credentials/example-token",
-        Some(&op),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", "/v1/orgs/red/credentials/example-token", &op).await;
     assert_eq!(r.body["bound_connectors"], json!([id]));
-    let r = call(
+    let r = call_as(
         &state,
         "DELETE",
         "/v1/orgs/red/credentials/example-token",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.body["detail"].as_str().unwrap().contains(&id));
-    let r = call(
+    let r = call_as(
         &state,
         "DELETE",
         "/v1/orgs/red/credentials/example-token?force=true",
-        Some(&viewer),
-        None,
+        &viewer,
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = call(
+    let r = call_as(
         &state,
         "DELETE",
         "/v1/orgs/red/credentials/example-token?force=true",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = call(
-        &state,
-        "GET",
-        "/v1/orgs/red/credentials/example-token",
-        Some(&op),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", "/v1/orgs/red/credentials/example-token", &op).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // Every action is audited, without values.
-    let r = call(
-        &state,
-        "GET",
-        "/v1/orgs/red/audit?limit=100",
-        Some(&op),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", "/v1/orgs/red/audit?limit=100", &op).await;
     let actions: Vec<&str> = r.body["items"]
         .as_array()
         .unwrap()
@@ -421,12 +367,11 @@ async fn expiring_credentials_show_as_health_warnings_of_bound_connectors() {
         let state = state.clone();
         let id = ids[i].clone();
         async move {
-            let r = call(
+            let r = call_as(
                 &state,
                 "GET",
                 &format!("/v1/orgs/acme/connectors/{id}/health"),
-                Some(ADMIN),
-                None,
+                ADMIN,
             )
             .await;
             assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);

@@ -2,7 +2,7 @@
 //! a refusal and the other host never sees the secret.
 
 use super::*;
-use crate::app::{self, ADMIN, call};
+use crate::app::{self, ADMIN};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn credential_bound_to_host_a_is_refused_for_a_request_to_host_b() {
@@ -33,24 +33,16 @@ async fn credential_bound_to_host_a_is_refused_for_a_request_to_host_b() {
         rest_connector("a", &a.base, &a.base, "a-only"),
     )
     .await;
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         &format!("/v1/orgs/acme/connectors/{ok}/test"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.body["ok"], true, "{:?}", r.body);
     assert_eq!(a.seen(), vec![format!("Bearer {secret}")]);
-    let r = call(
-        &state,
-        "GET",
-        "/v1/orgs/acme/credentials/a-only",
-        Some(ADMIN),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", "/v1/orgs/acme/credentials/a-only", ADMIN).await;
     assert!(r.body["last_used_at"].is_string(), "{:?}", r.body);
 
     // Same credential, connector granted and pointed at B: refused before sending.
@@ -61,12 +53,11 @@ async fn credential_bound_to_host_a_is_refused_for_a_request_to_host_b() {
         rest_connector("b", &b.base, &b.base, "a-only"),
     )
     .await;
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         &format!("/v1/orgs/acme/connectors/{bad}/test"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.body["ok"], false, "{:?}", r.body);

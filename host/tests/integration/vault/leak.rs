@@ -138,12 +138,11 @@ async fn no_secret_or_token_appears_in_logs_answers_audit_errors_or_store_files(
     )
     .await;
     for c in [&c1, &c2] {
-        let r = call(
+        let r = call_as(
             &state,
             "POST",
             &format!("/v1/orgs/acme/connectors/{c}/test"),
-            Some(&op),
-            None,
+            &op,
         )
         .await;
         assert_eq!(hay.resp("connector test", &r)["ok"], true, "{:?}", r.body);
@@ -167,43 +166,39 @@ async fn no_secret_or_token_appears_in_logs_answers_audit_errors_or_store_files(
     )
     .await;
     assert_eq!(hay.resp("put v2", &r)["pending_version"], 2);
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/rs-bearer/test",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(hay.resp("test v2 refused", &r)["ok"], false, "{:?}", r.body);
     rs.accept(&format!("Bearer {B2}"));
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/rs-bearer/test",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(hay.resp("test v2", &r)["ok"], true, "{:?}", r.body);
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/rs-bearer/promote",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     hay.resp("promote", &r);
     let sb1 = sandbox(&state, "acme", &c1).await;
     let cfg1 = config_of(&state, "acme", &c1).await;
     sb1.poll(&cfg1, None).await.unwrap();
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/rs-bearer/rollback",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     hay.resp("rollback", &r);
@@ -218,12 +213,11 @@ async fn no_secret_or_token_appears_in_logs_answers_audit_errors_or_store_files(
     wrong["client_secret"] = json!(W1);
     let r = put_credential(&state, &op, "acme", "siem-oauth", "", wrong).await;
     hay.resp("put wrong oauth", &r);
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/siem-oauth/test",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     let report = hay.resp("test wrong oauth", &r);
@@ -277,15 +271,14 @@ async fn no_secret_or_token_appears_in_logs_answers_audit_errors_or_store_files(
     );
 
     // Every read, the audit logs, Debug output.
-    let r = call(&state, "GET", "/v1/orgs/acme/credentials", Some(&op), None).await;
+    let r = call_as(&state, "GET", "/v1/orgs/acme/credentials", &op).await;
     hay.resp("list", &r);
     for name in ["rs-bearer", "siem-oauth", "key", "basic", "gql"] {
-        let r = call(
+        let r = call_as(
             &state,
             "GET",
             &format!("/v1/orgs/acme/credentials/{name}"),
-            Some(&op),
-            None,
+            &op,
         )
         .await;
         hay.resp("get", &r);
@@ -296,17 +289,10 @@ async fn no_secret_or_token_appears_in_logs_answers_audit_errors_or_store_files(
             .unwrap();
         hay.add("debug", format!("{c:?}"));
     }
-    let r = call(
-        &state,
-        "GET",
-        "/v1/orgs/acme/audit?limit=1000",
-        Some(&op),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", "/v1/orgs/acme/audit?limit=1000", &op).await;
     let audit = hay.resp("audit", &r);
     assert!(audit["items"].as_array().unwrap().len() > 15);
-    let r = call(&state, "GET", "/v1/audit?limit=1000", Some(ADMIN), None).await;
+    let r = call_as(&state, "GET", "/v1/audit?limit=1000", ADMIN).await;
     hay.resp("platform audit", &r);
     hay.add("vault debug", format!("{:?}", state.service().vault()));
 

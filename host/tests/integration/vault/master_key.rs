@@ -12,7 +12,7 @@ use portcullis::vault::envelope::Key;
 use portcullis::vault::master_key::write_key_file;
 
 use super::*;
-use crate::app::{self, ADMIN, call};
+use crate::app::{self, ADMIN};
 
 const SECRET: &str = "master-key-test-secret-c3a9";
 
@@ -84,14 +84,7 @@ async fn credential_resolves(state: &AppState) -> String {
         .credential("acme", "k", None)
         .unwrap()
         .expect("credential k");
-    let r = call(
-        state,
-        "GET",
-        "/v1/orgs/acme/credentials/k",
-        Some(ADMIN),
-        None,
-    )
-    .await;
+    let r = call_as(state, "GET", "/v1/orgs/acme/credentials/k", ADMIN).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(c.cache_key.contains("acme/k/v1"));
     r.body["fingerprint"].as_str().unwrap().to_string()
@@ -160,14 +153,7 @@ fn wrong_master_key_refuses_to_start_and_changes_nothing_and_rotation_rewraps() 
     // The right key opens it; the admin API rotates online; secrets still resolve.
     let (fp2, rotated) = with_server(cfg.clone(), async |state: AppState| {
         let fp = credential_resolves(&state).await;
-        let r = call(
-            &state,
-            "POST",
-            "/v1/vault/rotate-master-key",
-            Some(ADMIN),
-            None,
-        )
-        .await;
+        let r = call_as(&state, "POST", "/v1/vault/rotate-master-key", ADMIN).await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         assert_ne!(r.body["master_key_id"], r.body["previous_master_key_id"]);
         assert_eq!(r.body["rewrapped_data_keys"], 1);

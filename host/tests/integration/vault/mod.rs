@@ -115,6 +115,11 @@ impl ResourceServer {
     }
 }
 
+/// A request without a body, with the bearer `token`.
+pub async fn call_as(state: &AppState, method: &str, uri: &str, token: &str) -> Resp {
+    call(state, method, uri, Some(token), None).await
+}
+
 pub async fn create_org(state: &AppState, org: &str) {
     let r = call(
         state,
@@ -201,12 +206,11 @@ pub async fn sandbox(state: &AppState, org: &str, id: &str) -> portcullis::Conne
 
 /// The configuration of a connector, for polls.
 pub async fn config_of(state: &AppState, org: &str, id: &str) -> Value {
-    let r = call(
+    let r = call_as(
         state,
         "GET",
         &format!("/v1/orgs/{org}/connectors/{id}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     r.body["config"].clone()

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::app::{self, ADMIN, call};
+use crate::app::{self, ADMIN};
 use crate::nodetools::run_node_server;
 
 const CLIENT: &str = "portcullis-vault-test";
@@ -133,14 +133,7 @@ async fn tokens_from_oidc_provider_are_obtained_cached_refreshed_and_renewed_aft
     wrong["client_secret"] = json!("oidc-wrong-secret-0c1e");
     let r = put_credential(&state, ADMIN, "acme", "idp", "", wrong).await;
     assert_eq!(r.body["pending_version"], 2, "{:?}", r.body);
-    let r = call(
-        &state,
-        "POST",
-        "/v1/orgs/acme/credentials/idp/test",
-        Some(ADMIN),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "POST", "/v1/orgs/acme/credentials/idp/test", ADMIN).await;
     assert_eq!(r.body["ok"], false, "{:?}", r.body);
     assert_eq!(
         r.body["connectors"][0]["reason"], "AUTH_FAILED",
@@ -166,12 +159,11 @@ async fn tokens_from_oidc_provider_are_obtained_cached_refreshed_and_renewed_aft
     assert_eq!(fetches(), n + 1);
     let v3_token = bearer_tokens(&rs).last().unwrap().clone();
     assert_ne!(v3_token, v1_token);
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/idp/rollback",
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.body["version"], 1, "{:?}", r.body);

@@ -5,7 +5,7 @@
 use std::sync::atomic::AtomicBool;
 
 use super::*;
-use crate::app::{self, call};
+use crate::app;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn polling_connector_keeps_succeeding_across_promotion_and_rollback() {
@@ -80,22 +80,20 @@ async fn polling_connector_keeps_succeeding_across_promotion_and_rollback() {
         !api.seen().contains(&format!("Bearer {new}")),
         "a poll used the pending version"
     );
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/feed-key/test",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(r.body["ok"], true, "{:?}", r.body);
     assert_eq!(r.body["version"], 2);
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/feed-key/promote",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(r.body["version"], 2, "{:?}", r.body);
@@ -114,12 +112,11 @@ async fn polling_connector_keeps_succeeding_across_promotion_and_rollback() {
 
     // Rollback: requests carry the old secret again (accepted again upstream first).
     api.accept(&format!("Bearer {old}"));
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         "/v1/orgs/acme/credentials/feed-key/rollback",
-        Some(&op),
-        None,
+        &op,
     )
     .await;
     assert_eq!(r.body["version"], 1, "{:?}", r.body);
