@@ -6,11 +6,13 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use portcullis::api::AppState;
+use portcullis::ingest::push::PushIngest;
 use portcullis::ingest::syslog::config::SyslogConfig;
 use portcullis::ingest::webhook::sign;
 use portcullis::server::{ServerConfig, start};
@@ -154,14 +156,28 @@ fn receiver_config(connector: &str) -> SyslogConfig {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn syslog_over_udp_and_tcp_with_both_framings_reaches_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let (state, id) = host_with_push_connector(dir.path()).await;
+/// A host with a push connector, and a syslog receiver ([`receiver_config`]: UDP first,
+/// TCP second) feeding its push pipeline.
+async fn host_with_receiver(
+    dir: &Path,
+) -> (
+    AppState,
+    String,
+    Arc<PushIngest>,
+    portcullis::ingest::syslog::Receiver,
+) {
+    let (state, id) = host_with_push_connector(dir).await;
     let push = state.ingest().unwrap().push.clone();
     let receiver = portcullis::ingest::syslog::start(&receiver_config(&id), &push)
         .await
         .unwrap();
+    (state, id, push, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_over_udp_and_tcp_with_both_framings_reaches_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, id, _push, receiver) = host_with_receiver(dir.path()).await;
     let udp_addr = receiver.listeners()[0].addr;
     let tcp_addr = receiver.listeners()[1].addr;
     let samples = cef_samples();
@@ -219,11 +235,7 @@ async fn syslog_over_udp_and_tcp_with_both_framings_reaches_the_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_is_counted_and_reported_and_the_receiver_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, id) = host_with_push_connector(dir.path()).await;
-    let push = state.ingest().unwrap().push.clone();
-    let receiver = portcullis::ingest::syslog::start(&receiver_config(&id), &push)
-        .await
-        .unwrap();
+    let (state, id, push, receiver) = host_with_receiver(dir.path()).await;
     let udp_addr = receiver.listeners()[0].addr;
     let tcp_addr = receiver.listeners()[1].addr;
     let cef = &cef_samples()[0];
@@ -297,11 +309,7 @@ async fn malformed_input_is_counted_and_reported_and_the_receiver_keeps_serving(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_tcp_clients_deliver_every_message_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, id) = host_with_push_connector(dir.path()).await;
-    let push = state.ingest().unwrap().push.clone();
-    let receiver = portcullis::ingest::syslog::start(&receiver_config(&id), &push)
-        .await
-        .unwrap();
+    let (state, id, _push, receiver) = host_with_receiver(dir.path()).await;
     let tcp_addr = receiver.listeners()[1].addr;
     let clients = 32;
     let per_client = 25;
@@ -337,7 +345,7 @@ async fn many_concurrent_tcp_clients_deliver_every_message_once() {
 // ---------------------------------------------------------------------------
 // Webhooks
 
-async fn rotate(state: &AppState, org: &str, id: &str, token: &str) -> Resp {
+pub(crate) async fn rotate(state: &AppState, org: &str, id: &str, token: &str) -> Resp {
     call(
         state,
         "POST",

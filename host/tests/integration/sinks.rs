@@ -464,14 +464,7 @@ async fn pushed_events_reach_the_event_store_an_ndjson_file_and_a_forward_sink()
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let r = call(
-        &state,
-        "POST",
-        &format!("/v1/orgs/acme/connectors/{id}/webhook-secret"),
-        Some(ADMIN),
-        None,
-    )
-    .await;
+    let r = crate::push::rotate(&state, "acme", &id, ADMIN).await;
     let secret = r.body["secret"].as_str().unwrap().to_string();
     let lines = crate::push::cef_samples();
     let r = crate::push::post(
