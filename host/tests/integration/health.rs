@@ -25,7 +25,7 @@ use portcullis_e2e::artifacts::{REST_GENERIC, TRAP};
 use portcullis_e2e::simulators::{Auth, Failure, PagedApi, PagedApiConfig, RateLimit};
 use serde_json::{Value, json};
 
-use crate::app::{self, ADMIN, call};
+use crate::app::{self, ADMIN, call, call_as};
 use crate::pytools;
 
 const ORG: &str = "acme";
@@ -123,12 +123,11 @@ async fn feed(state: &AppState, name: &str, api: &PagedApi) -> String {
 }
 
 async fn health(state: &AppState, id: &str) -> Value {
-    let r = call(
+    let r = call_as(
         state,
         "GET",
         &format!("/v1/orgs/{ORG}/connectors/{id}/health?limit=200"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -136,12 +135,11 @@ async fn health(state: &AppState, id: &str) -> Value {
 }
 
 async fn stored(state: &AppState, id: &str) -> usize {
-    let r = call(
+    let r = call_as(
         state,
         "GET",
         &format!("/v1/orgs/{ORG}/events?connector={id}&limit=1000"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -403,12 +401,11 @@ async fn upstream_faults_show_the_right_reason_recover_and_leave_others_alone() 
     }
 
     // Per-connector figures over REST.
-    let r = call(
+    let r = call_as(
         &state,
         "GET",
         &format!("/v1/orgs/{ORG}/connectors/{steady}/metrics"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -482,7 +479,7 @@ async fn upstream_faults_show_the_right_reason_recover_and_leave_others_alone() 
 }
 
 async fn metrics_text(state: &AppState, token: &str) -> String {
-    let r = call(state, "GET", "/metrics", Some(token), None).await;
+    let r = call_as(state, "GET", "/metrics", token).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert!(
         r.content_type.starts_with("text/plain"),
@@ -529,12 +526,11 @@ async fn a_crash_loop_disables_the_connector_unless_an_admin_switched_the_policy
     )
     .await;
     assert_eq!(r.status.as_u16() / 100, 4, "{}", r.body);
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         &format!("/v1/orgs/{ORG}/connectors/{tolerated}/enable"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -547,24 +543,16 @@ async fn a_crash_loop_disables_the_connector_unless_an_admin_switched_the_policy
         crash["last_error"].as_str().unwrap().contains("trap"),
         "{crash}"
     );
-    let r = call(
+    let r = call_as(
         &state,
         "GET",
         &format!("/v1/orgs/{ORG}/connectors/{looping}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.body["enabled"], false, "{}", r.body);
     // Audited with the reason, by the health monitor.
-    let r = call(
-        &state,
-        "GET",
-        &format!("/v1/orgs/{ORG}/audit"),
-        Some(ADMIN),
-        None,
-    )
-    .await;
+    let r = call_as(&state, "GET", &format!("/v1/orgs/{ORG}/audit"), ADMIN).await;
     let audit = r.body["items"].as_array().unwrap();
     let disable = audit
         .iter()
@@ -590,36 +578,27 @@ async fn a_crash_loop_disables_the_connector_unless_an_admin_switched_the_policy
     // The tolerated one keeps running, failing with PLUGIN_TRAP, its loop only audited.
     wait_health(&state, &tolerated, "failing", Some("PLUGIN_TRAP")).await;
     wait_until("the ignored crash loop audited", || async {
-        let r = call(
-            &state,
-            "GET",
-            &format!("/v1/orgs/{ORG}/audit"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+        let r = call_as(&state, "GET", &format!("/v1/orgs/{ORG}/audit"), ADMIN).await;
         r.body["items"].as_array().unwrap().iter().any(|a| {
             a["action"] == "connector.crash_loop" && a["target"] == format!("connector/{tolerated}")
         })
     })
     .await;
-    let r = call(
+    let r = call_as(
         &state,
         "GET",
         &format!("/v1/orgs/{ORG}/connectors/{tolerated}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.body["enabled"], true, "{}", r.body);
 
     // Re-enabling starts from a clean slate.
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         &format!("/v1/orgs/{ORG}/connectors/{looping}/enable"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);

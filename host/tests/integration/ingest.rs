@@ -21,7 +21,7 @@ use portcullis::server::ServerConfig;
 use portcullis_e2e::simulators::PagedApiConfig;
 use serde_json::{Value, json};
 
-use crate::app::{self, ADMIN, call};
+use crate::app::{self, ADMIN, call, call_as};
 
 const ORG: &str = "acme";
 
@@ -91,12 +91,11 @@ async fn create_connector(
 
 async fn toggle(state: &AppState, id: &str, on: bool) {
     let action = if on { "enable" } else { "disable" };
-    let r = call(
+    let r = call_as(
         state,
         "POST",
         &format!("/v1/orgs/{ORG}/connectors/{id}/{action}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -111,7 +110,7 @@ async fn all_events(state: &AppState, query: &str) -> Vec<Value> {
         if let Some(c) = &cursor {
             uri.push_str(&format!("&cursor={c}"));
         }
-        let r = call(state, "GET", &uri, Some(ADMIN), None).await;
+        let r = call_as(state, "GET", &uri, ADMIN).await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         out.extend(r.body["items"].as_array().unwrap().iter().cloned());
         match r.body["next_cursor"].as_str() {
@@ -404,12 +403,11 @@ async fn events_api_filters_pages_and_keeps_orgs_apart() {
     wait_for("100 events", || async { stored(state) == 100 }).await;
 
     // Pages of 30, newest first, then the rest.
-    let r = call(
+    let r = call_as(
         state,
         "GET",
         &format!("/v1/orgs/{ORG}/events?limit=30"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
@@ -454,14 +452,7 @@ async fn events_api_filters_pages_and_keeps_orgs_apart() {
         ("order=up", "/order"),
         ("cursor=bm9wZQ", "/cursor"),
     ] {
-        let r = call(
-            state,
-            "GET",
-            &format!("/v1/orgs/{ORG}/events?{q}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+        let r = call_as(state, "GET", &format!("/v1/orgs/{ORG}/events?{q}"), ADMIN).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -471,12 +462,11 @@ async fn events_api_filters_pages_and_keeps_orgs_apart() {
         assert_eq!(r.content_type, "application/problem+json");
         assert_eq!(r.body["errors"][0]["path"], path, "{q}");
     }
-    let r = call(
+    let r = call_as(
         state,
         "GET",
         &format!("/v1/orgs/{ORG}/events?colour=red"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -491,18 +481,11 @@ async fn events_api_filters_pages_and_keeps_orgs_apart() {
     )
     .await;
     let other = r.body["token"].as_str().unwrap().to_string();
-    let r = call(
-        state,
-        "GET",
-        &format!("/v1/orgs/{ORG}/events"),
-        Some(&other),
-        None,
-    )
-    .await;
+    let r = call_as(state, "GET", &format!("/v1/orgs/{ORG}/events"), &other).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = call(state, "GET", "/v1/orgs/nope/events", Some(ADMIN), None).await;
+    let r = call_as(state, "GET", "/v1/orgs/nope/events", ADMIN).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = call(state, "GET", "/v1/orgs/other/events", Some(&other), None).await;
+    let r = call_as(state, "GET", "/v1/orgs/other/events", &other).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["items"], json!([]));
     let r = call(state, "GET", &format!("/v1/orgs/{ORG}/events"), None, None).await;

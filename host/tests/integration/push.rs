@@ -21,7 +21,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::app::{ADMIN, Resp, call, raw};
+use crate::app::{ADMIN, Resp, call, call_as, raw};
 
 fn config(dir: &Path) -> ServerConfig {
     let plugins = dir.join("bundled");
@@ -75,7 +75,7 @@ pub(crate) async fn stored_events(state: &AppState, connector: &str) -> Vec<Valu
         if let Some(c) = &cursor {
             uri.push_str(&format!("&cursor={c}"));
         }
-        let r = call(state, "GET", &uri, Some(ADMIN), None).await;
+        let r = call_as(state, "GET", &uri, ADMIN).await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         out.extend(r.body["items"].as_array().unwrap().iter().cloned());
         match r.body["next_cursor"].as_str() {
@@ -294,12 +294,11 @@ async fn malformed_input_is_counted_and_reported_and_the_receiver_keeps_serving(
     // Push: those four plus the line the plugin could not normalise.
     assert_eq!(counters.1, 5);
     // Health heard about every one of them (the connector's parse-error count).
-    let r = call(
+    let r = call_as(
         &state,
         "GET",
         &format!("/v1/orgs/acme/connectors/{id}/metrics"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -346,12 +345,11 @@ async fn many_concurrent_tcp_clients_deliver_every_message_once() {
 // Webhooks
 
 pub(crate) async fn rotate(state: &AppState, org: &str, id: &str, token: &str) -> Resp {
-    call(
+    call_as(
         state,
         "POST",
         &format!("/v1/orgs/{org}/connectors/{id}/webhook-secret"),
-        Some(token),
-        None,
+        token,
     )
     .await
 }
@@ -564,12 +562,11 @@ async fn webhook_tokens_and_signatures() {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
 
     // Disabled connector: 409; events stay out.
-    let r = call(
+    let r = call_as(
         &state,
         "POST",
         &format!("/v1/orgs/acme/connectors/{id}/disable"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -585,7 +582,7 @@ async fn webhook_tokens_and_signatures() {
     assert_eq!(stored_events(&state, &id).await.len(), 7);
 
     // The audit log records rotations without the secret.
-    let r = call(&state, "GET", "/v1/orgs/acme/audit", Some(ADMIN), None).await;
+    let r = call_as(&state, "GET", "/v1/orgs/acme/audit", ADMIN).await;
     let text = r.body.to_string();
     assert!(text.contains("connector.webhook_secret"));
     assert!(!text.contains(&new_secret) && !text.contains(&secret));

@@ -26,7 +26,7 @@ use portcullis_e2e::simulators::{
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::app::{ADMIN, call};
+use crate::app::{ADMIN, call, call_as};
 
 fn threathawk() -> ThreatHawkServer {
     let oauth = OAuthConfig {
@@ -301,7 +301,7 @@ async fn sink_configuration_api() {
         .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
-    let r = call(&state, "GET", "/v1/orgs/acme/sinks", Some(ADMIN), None).await;
+    let r = call_as(&state, "GET", "/v1/orgs/acme/sinks", ADMIN).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, json!({"event_store": true, "sinks": []}));
 
@@ -372,11 +372,11 @@ async fn sink_configuration_api() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let r = call(&state, "GET", "/v1/orgs/acme/sinks", Some(ADMIN), None).await;
+    let r = call_as(&state, "GET", "/v1/orgs/acme/sinks", ADMIN).await;
     assert_eq!(r.body["sinks"][1]["batch_max_events"], 50);
     assert_eq!(r.body["sinks"][1]["auth"]["secret_set"], true);
     assert!(!r.body.to_string().contains("forward-secret-token"));
-    let audit = call(&state, "GET", "/v1/orgs/acme/audit", Some(ADMIN), None).await;
+    let audit = call_as(&state, "GET", "/v1/orgs/acme/audit", ADMIN).await;
     assert!(audit.body.to_string().contains("sinks.update"));
     assert!(!audit.body.to_string().contains("forward-secret-token"));
     // Sealed at rest.
@@ -418,7 +418,7 @@ async fn sink_configuration_api() {
     .await;
     let stranger = t.body["token"].as_str().unwrap().to_string();
     assert_eq!(
-        call(&state, "GET", "/v1/orgs/acme/sinks", Some(&viewer), None)
+        call_as(&state, "GET", "/v1/orgs/acme/sinks", &viewer)
             .await
             .status,
         StatusCode::FORBIDDEN
@@ -436,7 +436,7 @@ async fn sink_configuration_api() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        call(&state, "GET", "/v1/orgs/acme/sinks", Some(&stranger), None)
+        call_as(&state, "GET", "/v1/orgs/acme/sinks", &stranger)
             .await
             .status,
         StatusCode::NOT_FOUND

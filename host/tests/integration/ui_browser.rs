@@ -17,7 +17,7 @@ use portcullis_e2e::artifacts::{QRADAR_SIEM, THREATHAWK_SIEM};
 use portcullis_e2e::simulators::seed_world::{SeedWorld, THREATHAWK};
 use serde_json::{Value, json};
 
-use crate::app::{ADMIN, Served, call, serve_config};
+use crate::app::{ADMIN, Served, call, call_as, serve_config};
 use crate::browser::{Browser, Driver, artifacts_dir};
 
 /// A host with ingestion running fast (schedules scaled down), served on 127.0.0.1.
@@ -34,12 +34,11 @@ async fn serve_fast(dir: &Path) -> Served {
 }
 
 async fn events_of(state: &AppState, id: &str) -> usize {
-    let r = call(
+    let r = call_as(
         state,
         "GET",
         &format!("/v1/orgs/acme/events?connector={id}&limit=1000"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -242,12 +241,11 @@ async fn the_panel_in_headless_chromium() {
     let enabled = |id: String| {
         let state = state.clone();
         async move {
-            call(
+            call_as(
                 &state,
                 "GET",
                 &format!("/v1/orgs/acme/connectors/{id}"),
-                Some(ADMIN),
-                None,
+                ADMIN,
             )
             .await
             .body["enabled"]
@@ -269,12 +267,11 @@ async fn the_panel_in_headless_chromium() {
     b.wait_until("health shows disabled", &format!("return document.querySelector('{row} .health').getAttribute('data-health') === 'disabled'")).await;
 
     // Its ingestion stops; the other 11 keep running (new records reach them, not it).
-    let r = call(
+    let r = call_as(
         &state,
         "GET",
         "/v1/orgs/acme/connectors?status=enabled",
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 11);
@@ -323,21 +320,19 @@ async fn the_panel_in_headless_chromium() {
     assert!(src.contains("id=\"h-history\""), "health history");
 
     // Set (replace) its credential through the write-only form: never shown again.
-    let rec = call(
+    let rec = call_as(
         &state,
         "GET",
         &format!("/v1/orgs/acme/connectors/{victim}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     let cred = rec.body["credentials"]["api"].as_str().unwrap().to_string();
-    let meta = call(
+    let meta = call_as(
         &state,
         "GET",
         &format!("/v1/orgs/acme/credentials/{cred}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     let kind = meta.body["kind"].as_str().unwrap().to_string();
@@ -362,12 +357,11 @@ async fn the_panel_in_headless_chromium() {
         "return document.body.textContent.includes('Secret stored')",
     )
     .await;
-    let meta = call(
+    let meta = call_as(
         &state,
         "GET",
         &format!("/v1/orgs/acme/credentials/{cred}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(

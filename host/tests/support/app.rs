@@ -81,6 +81,11 @@ pub async fn call(
     raw(state, req).await
 }
 
+/// A request without a body, with the bearer `token`.
+pub async fn call_as(state: &AppState, method: &str, uri: &str, token: &str) -> Resp {
+    call(state, method, uri, Some(token), None).await
+}
+
 pub fn connector_body(name: &str) -> Value {
     json!({
         "name": name,

@@ -31,7 +31,7 @@ use parking_lot::Mutex;
 use portcullis::api::AppState;
 use serde_json::{Value, json};
 
-use crate::app::{ADMIN, Resp, call};
+use crate::app::{ADMIN, Resp, call, call_as};
 
 /// A resource server: `GET /alerts` answers two records when the `Authorization` header
 /// is one of the accepted values, `401` with `WWW-Authenticate: Bearer
@@ -113,11 +113,6 @@ impl ResourceServer {
     pub fn seen(&self) -> Vec<String> {
         self.inner.seen.lock().clone()
     }
-}
-
-/// A request without a body, with the bearer `token`.
-pub async fn call_as(state: &AppState, method: &str, uri: &str, token: &str) -> Resp {
-    call(state, method, uri, Some(token), None).await
 }
 
 pub async fn create_org(state: &AppState, org: &str) {
