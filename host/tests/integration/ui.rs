@@ -11,7 +11,7 @@ use portcullis::api::{AppState, router};
 use serde_json::json;
 use tower::ServiceExt;
 
-use crate::app::{ADMIN, app, call, connector_body};
+use crate::app::{ADMIN, app, call, call_as, connector_body};
 
 pub struct Page {
     pub status: StatusCode,
@@ -287,12 +287,11 @@ async fn a_revoked_token_ends_its_sessions() {
         get_page(&o.state, "/", &cookie).await.status,
         StatusCode::OK
     );
-    let r = call(
+    let r = call_as(
         &o.state,
         "DELETE",
         &format!("/v1/orgs/acme/tokens/{token_id}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert!(r.status.is_success(), "{:?}", r.body);
@@ -348,12 +347,11 @@ async fn state_changing_forms_need_the_session_csrf_token() {
     let enabled = |state: AppState| {
         let id = id.clone();
         async move {
-            call(
+            call_as(
                 &state,
                 "GET",
                 &format!("/v1/orgs/acme/connectors/{id}"),
-                Some(ADMIN),
-                None,
+                ADMIN,
             )
             .await
             .body["enabled"]
@@ -535,12 +533,11 @@ async fn hostile_names_are_escaped_everywhere() {
 async fn the_catalogue_reads_without_javascript_and_filters_with_a_plain_form() {
     let dir = tempfile::tempdir().unwrap();
     let o = org(dir.path(), &["alpha feed", "beta feed", "gamma feed"]).await;
-    let r = call(
+    let r = call_as(
         &o.state,
         "POST",
         &format!("/v1/orgs/acme/connectors/{}/disable", o.connectors[1]),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert!(r.status.is_success());
@@ -637,12 +634,11 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
     .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
     assert!(p.body.contains("id=\"cfg-base_url-error\""), "{}", p.body);
-    let rec = call(
+    let rec = call_as(
         &o.state,
         "GET",
         &format!("/v1/orgs/acme/connectors/{id}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(rec.body["revision"], 1, "nothing saved");
@@ -664,12 +660,11 @@ async fn the_config_form_comes_from_the_schema_and_shows_field_errors_inline() {
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let rec = call(
+    let rec = call_as(
         &o.state,
         "GET",
         &format!("/v1/orgs/acme/connectors/{id}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(rec.body["revision"], 2);
@@ -771,7 +766,7 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
     )
     .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
-    let r = call(&o.state, "GET", "/v1/plugins", Some(ADMIN), None).await;
+    let r = call_as(&o.state, "GET", "/v1/plugins", ADMIN).await;
     assert!(!r.body.to_string().contains("\"noop\""));
 
     // Garbage is refused with the reason.
@@ -834,12 +829,11 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
         p.body
     );
     assert!(p.body.contains("New credential slot &quot;api&quot;"));
-    let r = call(
+    let r = call_as(
         &o.state,
         "GET",
         &format!("/v1/orgs/acme/connectors/{id}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(
@@ -854,12 +848,11 @@ async fn plugins_upload_upgrade_with_capability_diff_and_unload() {
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let r = call(
+    let r = call_as(
         &o.state,
         "GET",
         &format!("/v1/orgs/acme/connectors/{id}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.body["plugin"]["version"], "0.2.0");
@@ -972,12 +965,11 @@ async fn secrets_are_write_only_in_the_panel() {
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let r = call(
+    let r = call_as(
         &o.state,
         "GET",
         &format!("/v1/orgs/acme/connectors/{id}"),
-        Some(ADMIN),
-        None,
+        ADMIN,
     )
     .await;
     assert_eq!(r.body["credentials"]["api"], "feed-basic");
