@@ -31,6 +31,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/vault/rotate-master-key", post(rotate_master_key))
 }
 
+/// Path of `/v1/orgs/{org}/credentials/{name}` and its actions.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct CredentialPath {
+    /// Organisation id
+    org: String,
+    /// Credential name
+    name: String,
+}
+
 /// Query of `PUT .../credentials/{name}`.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -81,8 +91,7 @@ const P: &str = "application/problem+json";
     tag = "credentials",
     operation_id = "putCredential",
     params(
-        ("org" = String, Path, description = "Organisation id"),
-        ("name" = String, Path, description = "Credential name"),
+        CredentialPath,
         PutQuery,
     ),
     request_body = CredentialInputDoc,
@@ -101,7 +110,7 @@ const P: &str = "application/problem+json";
 pub(super) async fn put(
     State(s): State<AppState>,
     Caller(p): Caller,
-    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiPath(CredentialPath { org, name }): ApiPath<CredentialPath>,
     ApiQuery(q): ApiQuery<PutQuery>,
     ApiJson(mut body): ApiJson<serde_json::Value>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -149,10 +158,7 @@ pub(super) async fn list(
     path = "/v1/orgs/{org}/credentials/{name}",
     tag = "credentials",
     operation_id = "getCredential",
-    params(
-        ("org" = String, Path, description = "Organisation id"),
-        ("name" = String, Path, description = "Credential name"),
-    ),
+    params(CredentialPath),
     responses(
         (status = 200, description = "The credential (metadata only)", body = CredentialMetadata),
         (status = 401, description = "Missing or invalid token", body = ApiError, content_type = P),
@@ -163,7 +169,7 @@ pub(super) async fn list(
 pub(super) async fn read(
     State(s): State<AppState>,
     Caller(p): Caller,
-    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiPath(CredentialPath { org, name }): ApiPath<CredentialPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.service().get_credential(&p, &org, &name)?))
 }
@@ -176,8 +182,7 @@ pub(super) async fn read(
     tag = "credentials",
     operation_id = "deleteCredential",
     params(
-        ("org" = String, Path, description = "Organisation id"),
-        ("name" = String, Path, description = "Credential name"),
+        CredentialPath,
         DeleteQuery,
     ),
     responses(
@@ -193,7 +198,7 @@ pub(super) async fn read(
 pub(super) async fn remove(
     State(s): State<AppState>,
     Caller(p): Caller,
-    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiPath(CredentialPath { org, name }): ApiPath<CredentialPath>,
     ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.service()
@@ -210,8 +215,7 @@ pub(super) async fn remove(
     tag = "credentials",
     operation_id = "testCredential",
     params(
-        ("org" = String, Path, description = "Organisation id"),
-        ("name" = String, Path, description = "Credential name"),
+        CredentialPath,
         TestQuery,
     ),
     responses(
@@ -228,7 +232,7 @@ pub(super) async fn remove(
 pub(super) async fn test(
     State(s): State<AppState>,
     Caller(p): Caller,
-    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiPath(CredentialPath { org, name }): ApiPath<CredentialPath>,
     ApiQuery(q): ApiQuery<TestQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
@@ -244,10 +248,7 @@ pub(super) async fn test(
     path = "/v1/orgs/{org}/credentials/{name}/promote",
     tag = "credentials",
     operation_id = "promoteCredential",
-    params(
-        ("org" = String, Path, description = "Organisation id"),
-        ("name" = String, Path, description = "Credential name"),
-    ),
+    params(CredentialPath),
     responses(
         (status = 200, description = "Promoted", body = CredentialMetadata),
         (status = 401, description = "Missing or invalid token", body = ApiError, content_type = P),
@@ -260,7 +261,7 @@ pub(super) async fn test(
 pub(super) async fn promote(
     State(s): State<AppState>,
     Caller(p): Caller,
-    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiPath(CredentialPath { org, name }): ApiPath<CredentialPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.service().promote_credential(&p, &org, &name).await?))
 }
@@ -271,10 +272,7 @@ pub(super) async fn promote(
     path = "/v1/orgs/{org}/credentials/{name}/rollback",
     tag = "credentials",
     operation_id = "rollbackCredential",
-    params(
-        ("org" = String, Path, description = "Organisation id"),
-        ("name" = String, Path, description = "Credential name"),
-    ),
+    params(CredentialPath),
     responses(
         (status = 200, description = "Rolled back", body = CredentialMetadata),
         (status = 401, description = "Missing or invalid token", body = ApiError, content_type = P),
@@ -287,7 +285,7 @@ pub(super) async fn promote(
 pub(super) async fn rollback(
     State(s): State<AppState>,
     Caller(p): Caller,
-    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiPath(CredentialPath { org, name }): ApiPath<CredentialPath>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         s.service().rollback_credential(&p, &org, &name).await?,
